@@ -1,0 +1,97 @@
+"""The backend contract: a small interface every store implements, keyed by validated strings.
+
+Keys are full keys inside the store (bucket, container or folder); the remote URL's prefix is
+joined by the caller. Backends translate every SDK error into ``hoard.errors`` classes
+(`NotFound`, `Transient`, `PermissionDenied`, `NotWarm`, …); nothing else leaves this package.
+A backend instance may be used from several threads: it keeps per-thread SDK clients itself.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from hoard.model import RemoteObject
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend offers, declared rather than discovered by trial."""
+
+    scheme: str
+    tiers: tuple[str, ...]
+    default_tier: str
+    cold_tiers: tuple[str, ...] = ()
+    listing_has_metadata: bool = False
+    multipart_threshold_bytes: int = 0
+    min_part_bytes: int = 0
+    max_parts: int = 0
+    max_object_bytes: int = 0
+    tier_notes: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class PutResult:
+    etag: str
+    tier: str
+    parts: int = 1
+
+
+class Journal(Protocol):
+    """Where a backend records the progress of a multipart upload so a crash can resume it.
+
+    The catalog implements it; backends never import the catalog. A backend without multipart
+    ignores it.
+    """
+
+    def started(self, key: str, upload_id: str, part_bytes: int) -> None: ...
+    def part_done(
+        self, key: str, upload_id: str, number: int, size: int, etag: str, checksum: str
+    ) -> None: ...
+    def finished(self, key: str, upload_id: str) -> None: ...
+
+
+class Backend(abc.ABC):
+    """A store of objects. ``url`` identifies the store (not a prefix) in the catalog."""
+
+    url: str
+    capabilities: Capabilities
+
+    @abc.abstractmethod
+    def put(
+        self,
+        key: str,
+        path: str,
+        size: int,
+        metadata: Mapping[str, str],
+        tier: str | None,
+        journal: Journal | None = None,
+    ) -> PutResult:
+        """Store the file at ``path`` (``size`` bytes) under ``key`` with user ``metadata``
+        (lower-case ASCII names, str values) in ``tier`` (None: the default). Overwrites.
+        Reads the file itself, so a retry re-reads from the start."""
+
+    @abc.abstractmethod
+    def open(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        """A readable stream of the object's bytes; raises NotFound or NotWarm."""
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> RemoteObject:
+        """Size, etag, tier, warm state and metadata of one object; raises NotFound."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[RemoteObject]:
+        """Objects whose key starts with ``prefix``, sorted by key (UTF-8 byte order).
+        Metadata is filled only where ``capabilities.listing_has_metadata``."""
+
+    @abc.abstractmethod
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove objects; keys that do not exist are not an error."""
+
+    def thaw(self, keys: Iterable[str], days: int, speed: str) -> None:  # noqa: B027
+        """Start restores from archive tiers. A store without cold tiers has nothing to do."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release connections."""

@@ -1,0 +1,248 @@
+"""A local or mounted folder as a store: the embedded default, no account needed.
+
+Objects are files under the root at their key's path; hoard's metadata and tier live in a
+sidecar `.hoard/meta/<key>.json`. Every write goes to a temporary file in the target folder,
+is flushed, then renamed into place, so a crash never leaves a partial object under its key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from typing import BinaryIO
+
+from hoard.backends.base import Backend, Capabilities, Journal, PutResult
+from hoard.errors import (
+    BackendError,
+    BucketNotFound,
+    DiskFull,
+    InvalidKey,
+    NotFound,
+    PermissionDenied,
+    SourceUnreadable,
+)
+from hoard.model import RemoteObject
+
+META_DIR = ".hoard"
+TMP_PREFIX = ".hoard-tmp-"
+CAPABILITIES = Capabilities(scheme="file", tiers=("standard",), default_tier="standard")
+
+
+def _translate(exc: OSError, what: str) -> BackendError:
+    detail = f"{what}: {exc.strerror or exc}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(detail)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermissionDenied(detail)
+    if exc.errno == errno.ENOENT:
+        return NotFound(detail)
+    return BackendError(detail)
+
+
+class LocalBackend(Backend):
+    capabilities = CAPABILITIES
+
+    def __init__(self, root: str, create: bool = True) -> None:
+        self.root = os.path.abspath(os.path.expanduser(root))
+        self.url = "file://" + self.root
+        if not os.path.isdir(self.root):
+            if not os.path.isdir(os.path.dirname(self.root) or "/"):
+                raise BucketNotFound(
+                    f"destination folder {self.root} does not exist, nor its parent"
+                )
+            if create:  # else (dry run): an empty store that would be created
+                try:
+                    os.mkdir(self.root)
+                except OSError as exc:
+                    raise _translate(exc, self.root) from None
+
+    def _path(self, key: str) -> str:
+        parts = key.split("/")
+        if parts[0] == META_DIR or any(p in ("", ".", "..") for p in parts):
+            raise InvalidKey(f"key {key!r} cannot be stored in a local folder")
+        return os.path.join(self.root, *parts)
+
+    def _meta_path(self, key: str) -> str:
+        return os.path.join(self.root, META_DIR, "meta", *key.split("/")) + ".json"
+
+    def put(
+        self,
+        key: str,
+        path: str,
+        size: int,
+        metadata: Mapping[str, str],
+        tier: str | None,
+        journal: Journal | None = None,
+    ) -> PutResult:
+        dest = self._path(key)
+        tier = tier or "standard"
+        if tier not in CAPABILITIES.tiers:
+            raise BackendError(f"a local folder has no tier {tier!r}; it offers: standard")
+        try:
+            _atomic_copy(path, dest)
+            meta = json.dumps({"metadata": dict(metadata), "tier": tier}).encode()
+            _atomic_write(self._meta_path(key), meta)
+            st = os.stat(dest)
+        except NotADirectoryError:
+            raise BackendError(
+                f"key {key!r} needs a folder where a file of the same name is "
+                "stored; a local folder cannot hold both"
+            ) from None
+        except IsADirectoryError:
+            raise BackendError(
+                f"key {key!r} names a folder of other objects in the local "
+                "folder; it cannot also be a file"
+            ) from None
+        except OSError as exc:
+            raise _translate(exc, f"writing {dest}") from None
+        return PutResult(etag=_etag(st), tier=tier)
+
+    def open(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        try:
+            fh = open(self._path(key), "rb")  # noqa: SIM115 - returned to the caller
+        except OSError as exc:
+            raise _translate(exc, key) from None
+        if offset:
+            fh.seek(offset)
+        if length is None:
+            return fh
+        with fh:
+            return io.BytesIO(fh.read(length))
+
+    def stat(self, key: str) -> RemoteObject:
+        try:
+            st = os.stat(self._path(key))
+        except OSError as exc:
+            raise _translate(exc, key) from None
+        meta, tier = self._read_meta(key)
+        return RemoteObject(
+            key=key,
+            size=st.st_size,
+            etag=_etag(st),
+            tier=tier,
+            modified_ns=st.st_mtime_ns,
+            metadata=meta,
+        )
+
+    def _read_meta(self, key: str) -> tuple[dict[str, str], str]:
+        try:
+            with open(self._meta_path(key), "rb") as fh:
+                doc = json.load(fh)
+            return dict(doc.get("metadata", {})), str(doc.get("tier", "standard"))
+        except (OSError, ValueError):
+            return {}, "standard"
+
+    def list(self, prefix: str = "") -> Iterator[RemoteObject]:
+        folder, _, start = prefix.rpartition("/")
+        top = os.path.join(self.root, *folder.split("/")) if folder else self.root
+        if folder.split("/")[0] == META_DIR:
+            return
+        yield from self._walk(top, folder + "/" if folder else "", start)
+
+    def _walk(self, path: str, key_prefix: str, name_start: str) -> Iterator[RemoteObject]:
+        try:
+            with os.scandir(path) as it:
+                entries = [
+                    (e.name + "/" if e.is_dir(follow_symlinks=False) else e.name, e)
+                    for e in it
+                    if e.name.startswith(name_start)
+                ]
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _translate(exc, f"listing {path}") from None
+        entries.sort(key=lambda pair: pair[0])
+        for sort_name, entry in entries:
+            if entry.name.startswith(TMP_PREFIX) or (not key_prefix and entry.name == META_DIR):
+                continue
+            if sort_name.endswith("/"):
+                yield from self._walk(entry.path, key_prefix + entry.name + "/", "")
+            elif entry.is_file(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                yield RemoteObject(
+                    key=key_prefix + entry.name,
+                    size=st.st_size,
+                    etag=_etag(st),
+                    modified_ns=st.st_mtime_ns,
+                )
+
+    def delete(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            for path in (self._path(key), self._meta_path(key)):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise _translate(exc, f"deleting {key}") from None
+                self._prune(os.path.dirname(path))
+
+    def _prune(self, folder: str) -> None:
+        stop = (self.root, os.path.join(self.root, META_DIR))
+        while folder not in stop and folder.startswith(self.root + os.sep):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                return
+            folder = os.path.dirname(folder)
+
+
+def _etag(st: os.stat_result) -> str:
+    return f"{st.st_size:x}-{st.st_mtime_ns:x}"
+
+
+def _tmp_in(folder: str) -> tuple[int, str]:
+    os.makedirs(folder, exist_ok=True)
+    return tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
+
+
+def _atomic_copy(src: str, dest: str) -> None:
+    try:
+        inp = open(src, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise SourceUnreadable(f"{src}: {exc.strerror or exc}") from None
+    with inp:
+        fd, tmp = _tmp_in(os.path.dirname(dest))
+        try:
+            with os.fdopen(fd, "wb") as out:
+                _copy(inp, out, src)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+
+
+def _copy(inp: BinaryIO, out: BinaryIO, src: str) -> None:
+    while True:
+        try:
+            chunk = inp.read(1 << 20)
+        except OSError as exc:
+            raise SourceUnreadable(f"{src}: {exc.strerror or exc}") from None
+        if not chunk:
+            return
+        out.write(chunk)
+
+
+def _atomic_write(dest: str, data: bytes) -> None:
+    fd, tmp = _tmp_in(os.path.dirname(dest))
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

@@ -1,0 +1,114 @@
+"""Remote URLs → backends. The only place that knows which schemes exist."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from hoard.backends.base import Backend, Capabilities
+from hoard.backends.wrappers import Retrying
+from hoard.errors import RemoteUrlError
+from hoard.keys import validate_key
+
+SCHEMES = ("file", "s3")
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A parsed remote URL: the store (``scheme`` + ``store``) and a key ``prefix`` in it."""
+
+    scheme: str
+    store: str
+    prefix: str
+
+    @property
+    def display(self) -> str:
+        if self.scheme == "file":
+            return self.store
+        return f"{self.scheme}://{self.store}/{self.prefix}".rstrip("/")
+
+
+@dataclass(frozen=True)
+class S3Options:
+    endpoint_url: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    path_style: bool = False
+    multipart_threshold_bytes: int = 64 << 20
+    part_bytes: int = 16 << 20
+
+
+def parse_remote(url: str) -> Remote:
+    """`file:///path`, a plain path, or `s3://bucket/prefix`; raise RemoteUrlError."""
+    if "://" not in url:
+        if not url:
+            raise RemoteUrlError("the remote is empty")
+        return Remote("file", os.path.abspath(os.path.expanduser(url)), "")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise RemoteUrlError(f"{url}: file URLs name a local path, like file:///mnt/archive")
+        return Remote("file", os.path.abspath(unquote(parts.path) or "/"), "")
+    if scheme in ("s3", "memory"):
+        if not parts.netloc:
+            raise RemoteUrlError(f"{url}: the bucket name is missing (s3://BUCKET/prefix)")
+        if parts.query or parts.fragment:
+            raise RemoteUrlError(f"{url}: '?' and '#' are not part of a remote URL")
+        prefix = unquote(parts.path).strip("/")
+        if prefix:
+            validate_key(prefix)
+        return Remote(scheme, parts.netloc, prefix)
+    if scheme in ("az", "azure", "gs", "glacier"):
+        raise RemoteUrlError(
+            f"{url}: the {scheme}:// backend is not available yet; supported: {', '.join(SCHEMES)}"
+        )
+    raise RemoteUrlError(f"{url}: unknown scheme {scheme!r}; supported: {', '.join(SCHEMES)}")
+
+
+def capabilities_of(remote: Remote) -> Capabilities:
+    """What a backend offers, known without contacting it."""
+    if remote.scheme == "s3":
+        from hoard.backends import s3
+
+        return s3.CAPABILITIES
+    if remote.scheme == "memory":
+        from hoard.backends import memory
+
+        return memory.CAPABILITIES
+    from hoard.backends import localfs
+
+    return localfs.CAPABILITIES
+
+
+_MEMORY_STORES: dict[str, Backend] = {}
+
+
+def open_backend(
+    remote: Remote, s3_options: S3Options | None = None, retries: int = 6, create: bool = True
+) -> Retrying:
+    """A ready backend for ``remote``, wrapped with retries."""
+    inner: Backend
+    if remote.scheme == "s3":
+        from hoard.backends.s3 import S3Backend
+
+        o = s3_options or S3Options()
+        inner = S3Backend(
+            remote.store,
+            endpoint_url=o.endpoint_url,
+            profile=o.profile,
+            region=o.region,
+            path_style=o.path_style,
+            multipart_threshold_bytes=o.multipart_threshold_bytes,
+            part_bytes=o.part_bytes,
+        )
+    elif remote.scheme == "memory":
+        from hoard.backends.memory import MemoryBackend
+
+        inner = _MEMORY_STORES.setdefault(remote.store, MemoryBackend(remote.store))
+    else:
+        from hoard.backends.localfs import LocalBackend
+
+        inner = LocalBackend(remote.store, create=create)
+    return Retrying(inner, attempts=retries)

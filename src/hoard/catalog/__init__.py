@@ -1,0 +1,319 @@
+"""The local SQLite catalog: every job, file, object and transfer. The only module speaking SQL.
+
+One connection, used from one thread (the coordinating thread of a run); workers hand their
+results back to it. WAL mode, so readers (`hoard jobs` in another terminal) never block a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hoard import __version__
+from hoard.catalog.migrations import MIGRATIONS
+from hoard.errors import CatalogError
+from hoard.model import LocalFile
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    hash: str | None
+
+    def matches(self, f: LocalFile) -> bool:
+        """Same size, mtime_ns and inode: the content is taken as unchanged, not read again."""
+        return (self.size, self.mtime_ns, self.inode) == (f.size, f.mtime_ns, f.inode)
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    remote: str
+    key: str
+    size: int
+    hash: str | None
+    etag: str
+    tier: str
+    path: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one planned transfer, handed to ``Catalog.record``."""
+
+    job_id: int
+    file: LocalFile
+    remote: str
+    key: str
+    action: str
+    reason: str
+    outcome: str
+    started_ns: int
+    ended_ns: int
+    hash: str = ""
+    bytes: int = 0
+    etag: str = ""
+    tier: str = ""
+    metadata: Mapping[str, str] | None = None
+    error: str = ""
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Catalog:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            if path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise CatalogError(f"catalog {path}: {exc}") from None
+
+    def _migrate(self) -> None:
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, "
+            "applied_ns INTEGER NOT NULL)"
+        )
+        done = {r[0] for r in self.db.execute("SELECT name FROM migrations")}
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(
+                    "INSERT INTO migrations VALUES (?, CAST(strftime('%s','now') AS "
+                    "INTEGER) * 1000000000)",
+                    (name,),
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def migrations(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM migrations ORDER BY name")]
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- jobs -------------------------------------------------------------------------------
+    def start_job(self, command: str, settings: Mapping[str, Any], started_ns: int) -> int:
+        cur = self.db.execute(
+            "INSERT INTO jobs (command, settings, hoard_version, pid, started_ns) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (command, json.dumps(settings, sort_keys=True), __version__, os.getpid(), started_ns),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def finish_job(
+        self, job_id: int, ended_ns: int, outcome: str, counts: Mapping[str, int]
+    ) -> None:
+        self.db.execute(
+            "UPDATE jobs SET ended_ns=?, outcome=?, scanned=?, uploaded=?, skipped=?, failed=?, "
+            "bytes=? WHERE id=?",
+            (
+                ended_ns,
+                outcome,
+                counts.get("scanned", 0),
+                counts.get("uploaded", 0),
+                counts.get("skipped", 0),
+                counts.get("failed", 0),
+                counts.get("bytes", 0),
+                job_id,
+            ),
+        )
+
+    def jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
+        return [self._job_dict(r) for r in rows]
+
+    def job(self, job_id: int) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            return None
+        job = self._job_dict(row)
+        job["transfers"] = [
+            dict(r)
+            for r in self.db.execute(
+                "SELECT * FROM transfers WHERE job_id=? ORDER BY id", (job_id,)
+            )
+        ]
+        return job
+
+    @staticmethod
+    def _job_dict(row: sqlite3.Row) -> dict[str, Any]:
+        job = dict(row)
+        job["settings"] = json.loads(job["settings"])
+        if job["outcome"] == "running" and not _pid_alive(job["pid"]):
+            job["outcome"] = "interrupted"
+        return job
+
+    # --- files and objects ------------------------------------------------------------------
+    def file_record(self, path: str) -> FileRecord | None:
+        row = self.db.execute(
+            "SELECT path, size, mtime_ns, inode, hash FROM files WHERE path=?", (path,)
+        ).fetchone()
+        return FileRecord(*row) if row else None
+
+    def object_record(self, remote: str, key: str) -> ObjectRecord | None:
+        row = self.db.execute(
+            "SELECT o.remote, o.key, o.size, o.hash, o.etag, o.tier, f.path FROM objects o "
+            "LEFT JOIN files f ON f.id = o.file_id WHERE o.remote=? AND o.key=?",
+            (remote, key),
+        ).fetchone()
+        return ObjectRecord(*row) if row else None
+
+    def remember_hash(self, f: LocalFile, hash_: str, seen_ns: int) -> int:
+        """Record the file's identity and content hash; returns its id."""
+        row = self.db.execute(
+            "INSERT INTO files (path, size, mtime_ns, inode, hash, seen_ns) VALUES (?,?,?,?,?,?) "
+            "ON CONFLICT (path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, "
+            "inode=excluded.inode, hash=excluded.hash, seen_ns=excluded.seen_ns RETURNING id",
+            (f.path, f.size, f.mtime_ns, f.inode, hash_, seen_ns),
+        ).fetchone()
+        return int(row[0])
+
+    def adopt_object(
+        self,
+        job_id: int,
+        remote: str,
+        key: str,
+        f: LocalFile,
+        hash_: str,
+        size: int,
+        etag: str,
+        tier: str,
+        metadata: Mapping[str, str],
+        seen_ns: int,
+    ) -> None:
+        """Record an object found on the remote with our hash (e.g. a catalog on a new machine)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            file_id = self.remember_hash(f, hash_, seen_ns)
+            self._upsert_object(
+                remote, key, size, hash_, etag, tier, metadata, file_id, job_id, seen_ns
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _upsert_object(
+        self,
+        remote: str,
+        key: str,
+        size: int,
+        hash_: str,
+        etag: str,
+        tier: str,
+        metadata: Mapping[str, str],
+        file_id: int,
+        job_id: int,
+        written_ns: int,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO objects (remote, key, size, hash, etag, tier, metadata, file_id, job_id, "
+            "written_ns) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (remote, key) DO UPDATE SET "
+            "size=excluded.size, hash=excluded.hash, etag=excluded.etag, tier=excluded.tier, "
+            "metadata=excluded.metadata, file_id=excluded.file_id, job_id=excluded.job_id, "
+            "written_ns=excluded.written_ns",
+            (
+                remote,
+                key,
+                size,
+                hash_,
+                etag,
+                tier,
+                json.dumps(dict(metadata)),
+                file_id,
+                job_id,
+                written_ns,
+            ),
+        )
+
+    def record(self, o: Outcome) -> None:
+        """Record one transfer, and on success the file's hash and the object, atomically."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            file_id: int | None = None
+            if o.outcome == "ok":
+                file_id = self.remember_hash(o.file, o.hash, o.ended_ns)
+                self._upsert_object(
+                    o.remote,
+                    o.key,
+                    o.bytes,
+                    o.hash,
+                    o.etag,
+                    o.tier,
+                    o.metadata or {},
+                    file_id,
+                    o.job_id,
+                    o.ended_ns,
+                )
+            else:
+                row = self.db.execute(
+                    "SELECT id FROM files WHERE path=?", (o.file.path,)
+                ).fetchone()
+                file_id = int(row[0]) if row else None
+            self.db.execute(
+                "INSERT INTO transfers (job_id, file_id, path, remote, key, action, reason, "
+                "bytes, hash, etag, tier, outcome, error, started_ns, ended_ns) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    o.job_id,
+                    file_id,
+                    o.file.path,
+                    o.remote,
+                    o.key,
+                    o.action,
+                    o.reason,
+                    o.bytes,
+                    o.hash or None,
+                    o.etag or None,
+                    o.tier or None,
+                    o.outcome,
+                    o.error or None,
+                    o.started_ns,
+                    o.ended_ns,
+                ),
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def history(self, path: str) -> list[dict[str, Any]]:
+        """Every transfer of the file at ``path``, or of every file under the folder ``path``."""
+        folder = path.rstrip("/") + "/"
+        rows = self.db.execute(
+            "SELECT t.*, j.command FROM transfers t JOIN jobs j ON j.id = t.job_id "
+            "WHERE t.path = ? OR (t.path >= ? AND t.path < ?) ORDER BY t.path, t.id",
+            (path, folder, folder[:-1] + "0"),
+        )
+        return [dict(r) for r in rows]

@@ -1,0 +1,69 @@
+"""Named, ordered schema migrations. Append only: never edit one that has shipped."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "0001_initial",
+        """
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    command TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    hoard_version TEXT NOT NULL,
+    pid INTEGER,
+    started_ns INTEGER NOT NULL,
+    ended_ns INTEGER,
+    outcome TEXT NOT NULL DEFAULT 'running',
+    scanned INTEGER NOT NULL DEFAULT 0,
+    uploaded INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE files (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    hash TEXT,
+    seen_ns INTEGER NOT NULL
+);
+CREATE TABLE objects (
+    id INTEGER PRIMARY KEY,
+    remote TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    hash TEXT,
+    etag TEXT,
+    tier TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    file_id INTEGER REFERENCES files(id),
+    job_id INTEGER REFERENCES jobs(id),
+    written_ns INTEGER NOT NULL,
+    UNIQUE (remote, key)
+);
+CREATE TABLE transfers (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    file_id INTEGER REFERENCES files(id),
+    path TEXT NOT NULL,
+    remote TEXT NOT NULL,
+    key TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    hash TEXT,
+    etag TEXT,
+    tier TEXT,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    started_ns INTEGER NOT NULL,
+    ended_ns INTEGER NOT NULL
+);
+CREATE INDEX transfers_by_path ON transfers (path);
+CREATE INDEX transfers_by_job ON transfers (job_id);
+""",
+    ),
+)

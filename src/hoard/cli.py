@@ -1,0 +1,362 @@
+"""The `hoard` command line: each command parses, calls the core, renders. Nothing more."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+import platformdirs
+
+from hoard import __version__, console
+from hoard.backends.registry import S3Options, capabilities_of, open_backend, parse_remote
+from hoard.catalog import Catalog
+from hoard.errors import HoardError, UsageError
+from hoard.hashing import ALGORITHMS
+from hoard.keys import DEFAULT_TEMPLATE, VARIABLES, Template
+from hoard.push import PushSettings, run_push
+from hoard.units import parse_size
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("hoard")
+
+
+def data_dir() -> str:
+    return platformdirs.user_data_dir("hoard", appauthor=False)
+
+
+def default_catalog() -> str:
+    return os.path.join(data_dir(), "catalog.sqlite")
+
+
+def _setup_logging(log_file: str | None, level: str) -> None:
+    path = log_file or os.path.join(data_dir(), "hoard.log")
+    root = logging.getLogger("hoard")
+    root.setLevel(level.upper())
+    for h in list(root.handlers):
+        root.removeHandler(h)
+        h.close()
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"warning: cannot write the log file {path}: {exc.strerror}", err=True)
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.propagate = False
+
+
+def common(fn: F) -> F:
+    """--catalog, --log-file and --log-level on every command that touches the catalog."""
+
+    @click.option(
+        "--catalog",
+        "catalog_path",
+        envvar="HOARD_CATALOG",
+        metavar="FILE",
+        help="Catalog database [env HOARD_CATALOG; default: the user data folder].",
+    )
+    @click.option(
+        "--log-file",
+        envvar="HOARD_LOG_FILE",
+        metavar="FILE",
+        help="Log file [default: hoard.log in the user data folder].",
+    )
+    @click.option(
+        "--log-level",
+        default="info",
+        show_default=True,
+        type=click.Choice(["debug", "info", "warning", "error"]),
+    )
+    @wraps(fn)
+    def wrapper(
+        *args: Any, catalog_path: str | None, log_file: str | None, log_level: str, **kwargs: Any
+    ) -> Any:
+        _setup_logging(log_file, log_level)
+        try:
+            with_catalog = Catalog(catalog_path or default_catalog())
+            try:
+                return fn(*args, catalog=with_catalog, **kwargs)
+            finally:
+                with_catalog.close()
+        except HoardError as exc:
+            log.error("%s", exc)
+            click.echo(f"error: {exc}", err=True)
+            if exc.hint:
+                click.echo(f"hint: {exc.hint}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def s3_options(fn: F) -> F:
+    @click.option(
+        "--endpoint-url",
+        envvar=["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
+        metavar="URL",
+        help="S3 endpoint (MinIO, R2, …) [env AWS_ENDPOINT_URL].",
+    )
+    @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile for credentials.")
+    @click.option("--region", envvar="AWS_REGION", help="S3 region [default: the profile's].")
+    @click.option("--path-style", is_flag=True, help="Path-style bucket addressing.")
+    @wraps(fn)
+    def wrapper(
+        *args: Any,
+        endpoint_url: str | None,
+        profile: str | None,
+        region: str | None,
+        path_style: bool,
+        **kwargs: Any,
+    ) -> Any:
+        opts = S3Options(
+            endpoint_url=endpoint_url or None, profile=profile, region=region, path_style=path_style
+        )
+        return fn(*args, s3=opts, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="hoard")
+def main() -> None:
+    """hoard archives local files into object storage, remembers everything it moved in a local
+    catalog, and brings it back.
+
+    Remotes: a local folder (`file:///mnt/nas/archive` or a plain path, the default that needs
+    no account) or S3-compatible storage (`s3://bucket/prefix`).
+    """
+
+
+PUSH_HELP = f"""Archive SOURCES (folders, files or glob patterns) to a remote.
+
+\b
+  hoard push ~/Pictures --to file:///mnt/nas/archive \\
+      --template 'photos/{{file_created:%Y/%m}}/{{filename}}'
+  hoard push '~/Videos/**/*.{{mp4,mov}}' --base ~/Videos --to s3://bucket/videos \\
+      --tier deep_archive --dry-run
+
+Unchanged files (same size, mtime and inode as last time) are not read again; changed and new
+files are hashed ({"/".join(ALGORITHMS)}) and uploaded. Every object carries its hash, original
+path, size and mtime in its metadata.
+
+\b
+Template variables: {", ".join(VARIABLES)}.
+Dates take a strftime spec: {{file_modified:%Y/%m}}. Default template: {DEFAULT_TEMPLATE}.
+
+Exit status: 0 when nothing failed, 1 when some files failed, 2 for a usage error, 3 for a
+remote that refused or could not be reached, 4 for files rendering to the same key.
+"""
+
+
+@main.command(help=PUSH_HELP)
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--to", "to", required=True, metavar="URL", help="Remote: path, file:// or s3://.")
+@click.option("--base", metavar="DIR", help="Folder that {rel_path} and {base_dir} start from.")
+@click.option(
+    "--template", default=DEFAULT_TEMPLATE, show_default=True, help="Key template (see below)."
+)
+@click.option("--tier", help="Storage tier (see `hoard tiers URL`).")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeat).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out matching files/folders.")
+@click.option("--skip-name", multiple=True, metavar="NAME", help="Skip files/folders so named.")
+@click.option("--skip-path", multiple=True, metavar="PATH", help="Skip this file or folder.")
+@click.option("--follow-symlinks", is_flag=True, help="Follow symlinks (loops are detected).")
+@click.option(
+    "--hash", "hash_algorithm", type=click.Choice(ALGORITHMS), default="blake3", show_default=True
+)
+@click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--multipart-threshold",
+    callback=_size,
+    metavar="SIZE",
+    help="Upload files at least this big in parts [default: 64MiB].",
+)
+@click.option("--part-size", callback=_size, metavar="SIZE", help="Part size [default: 16MiB].")
+@click.option("--dry-run", is_flag=True, help="Print every action with its reason; move nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the summary line and errors.")
+@s3_options
+@common
+def push(
+    catalog: Catalog,
+    s3: S3Options,
+    sources: tuple[str, ...],
+    to: str,
+    base: str | None,
+    template: str,
+    tier: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    skip_name: tuple[str, ...],
+    skip_path: tuple[str, ...],
+    follow_symlinks: bool,
+    hash_algorithm: str,
+    workers: int,
+    multipart_threshold: int | None,
+    part_size: int | None,
+    dry_run: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    remote = parse_remote(to)
+    caps = capabilities_of(remote)
+    if tier is not None and tier not in caps.tiers:
+        raise UsageError(f"--tier {tier}: {remote.scheme} offers {', '.join(caps.tiers)}")
+    Template.compile(template)
+    if multipart_threshold is not None or part_size is not None:
+        s3 = S3Options(
+            **{
+                **s3.__dict__,
+                "multipart_threshold_bytes": multipart_threshold or s3.multipart_threshold_bytes,
+                "part_bytes": part_size or s3.part_bytes,
+            }
+        )
+    settings = PushSettings(
+        sources=sources,
+        remote=to,
+        prefix=remote.prefix,
+        base=base,
+        template=template,
+        tier=tier,
+        include=include,
+        exclude=exclude,
+        skip_names=skip_name,
+        skip_paths=skip_path,
+        follow_symlinks=follow_symlinks,
+        hash_algorithm=hash_algorithm,
+        workers=workers,
+        dry_run=dry_run,
+    )
+    backend = open_backend(remote, s3, create=not dry_run)
+    t0 = time.monotonic()
+    try:
+        with console.ConsoleReporter(sys.stderr, quiet=quiet or as_json) as reporter:
+            result = run_push(settings, backend, catalog, reporter, time.time_ns)
+    finally:
+        backend.close()
+    elapsed = time.monotonic() - t0
+    if as_json:
+        click.echo(console.push_json(result, elapsed, with_actions=dry_run))
+    else:
+        if dry_run:
+            console.print_plan(sys.stdout, result.plan.actions, result.plan.totals())
+        if result.transfer.stopped_by:
+            click.echo(
+                f"error: stopped early: {result.transfer.stopped_by}; "
+                f"{result.transfer.not_attempted} files were not attempted. Everything "
+                "uploaded before is recorded; run the same command again to continue.",
+                err=True,
+            )
+        click.echo(console.summary_line(result, elapsed))
+    log.info("push %s: %s", result.outcome, console.summary_line(result, elapsed))
+    sys.exit(1 if result.failed else 0)
+
+
+@main.command()
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True)
+@common
+def history(catalog: Catalog, path: str, as_json: bool) -> None:
+    """Every transfer of a file (or of the files under a folder): job, key, hash, time."""
+    full = os.path.abspath(os.path.expanduser(path))
+    rows = catalog.history(full)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo(f"no transfers recorded for {full}")
+    else:
+        console.print_transfers(sys.stdout, f"history of {full}", rows)
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@common
+def jobs(catalog: Catalog, limit: int, as_json: bool) -> None:
+    """Past runs with their outcome and counts, newest first."""
+    rows = catalog.jobs(limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo("no jobs recorded yet")
+    else:
+        console.print_jobs(sys.stdout, rows)
+
+
+@main.command()
+@click.argument("job_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@common
+def show(catalog: Catalog, job_id: int, as_json: bool) -> None:
+    """One job: the exact settings it ran with, its counts and its transfers."""
+    job = catalog.job(job_id)
+    if job is None:
+        raise UsageError(f"no job {job_id} in the catalog (see `hoard jobs`)")
+    if as_json:
+        click.echo(json.dumps(job, indent=2))
+    else:
+        console.print_job(sys.stdout, job)
+
+
+@main.command()
+@click.argument("url")
+@click.option("--json", "as_json", is_flag=True)
+def tiers(url: str, as_json: bool) -> None:
+    """The storage tiers a remote offers (known without contacting it)."""
+    try:
+        caps = capabilities_of(parse_remote(url))
+    except HoardError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    notes = caps.tier_notes or {}
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "scheme": caps.scheme,
+                    "default": caps.default_tier,
+                    "tiers": [
+                        {"name": t, "cold": t in caps.cold_tiers, "note": notes.get(t, "")}
+                        for t in caps.tiers
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    for t in caps.tiers:
+        flags = " (default)" if t == caps.default_tier else ""
+        flags += " (cold: thaw before reading)" if t in caps.cold_tiers else ""
+        click.echo(f"{t:<20} {notes.get(t, '')}{flags}".rstrip())
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "workdir",
+    default="hoard-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the samples, remote and catalog go.",
+)
+def demo(workdir: str) -> None:
+    """Create sample files, push them to a local-folder remote twice, show the catalog."""
+    from hoard.demo import run_demo
+
+    sys.exit(run_demo(os.path.abspath(workdir), sys.stdout))

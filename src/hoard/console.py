@@ -1,0 +1,221 @@
+"""Rendering for the terminal: progress, plans, summaries and catalog tables."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from hoard.model import Action, Problem
+from hoard.push import PushResult
+from hoard.units import format_duration, format_size
+
+log = logging.getLogger("hoard")
+
+
+class ConsoleReporter:
+    """Warnings to stderr; a progress display on a terminal, nothing otherwise."""
+
+    def __init__(self, err: TextIO, quiet: bool = False, progress: bool | None = None) -> None:
+        self.err = err
+        self.quiet = quiet
+        self.console = Console(file=err, highlight=False)
+        show = progress if progress is not None else (err.isatty() and not quiet)
+        self.progress: Progress | None = None
+        if show:
+            self.progress = Progress(
+                TextColumn("uploading"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+        self._files_task: Any = None
+
+    def __enter__(self) -> ConsoleReporter:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def problem(self, problem: Problem) -> None:
+        level = logging.ERROR if problem.fails else logging.WARNING
+        log.log(level, "%s: %s", problem.path, problem.message)
+        if not self.quiet:
+            word = "error" if problem.fails else "warning"
+            self.console.print(f"{word}: {problem.path}: {problem.message}", markup=False)
+
+    def planned(self, upload_files: int, upload_bytes: int) -> None:
+        if self.progress is not None:
+            self._files_task = self.progress.add_task("upload", total=upload_bytes)
+
+    def transferred(self, action: Action, ok: bool, bytes_sent: int, error: str) -> None:
+        if ok:
+            log.info("uploaded %s -> %s (%s)", action.file.path, action.key, action.reason)
+        else:
+            log.error("failed %s -> %s: %s", action.file.path, action.key, error)
+            if not self.quiet:
+                self.console.print(f"error: {action.file.path}: {error}", markup=False)
+        if self.progress is not None and self._files_task is not None:
+            self.progress.advance(self._files_task, action.file.size)
+
+
+def summary_line(r: PushResult, elapsed_s: float) -> str:
+    c = r.counts()
+    line = (
+        f"scanned={c['scanned']} uploaded={c['uploaded']} skipped={c['skipped']} "
+        f"failed={c['failed']} bytes={format_size(c['bytes'])} "
+        f"elapsed={format_duration(elapsed_s)}"
+    )
+    if r.warnings:
+        line += f" warnings={r.warnings}"
+    if r.job_id is not None:
+        line += f" job={r.job_id}"
+    return line
+
+
+def push_json(r: PushResult, elapsed_s: float, with_actions: bool) -> str:
+    doc: dict[str, Any] = {
+        **r.counts(),
+        "warnings": r.warnings,
+        "elapsed_s": round(elapsed_s, 3),
+        "job": r.job_id,
+        "outcome": r.outcome,
+        "problems": [
+            {"path": p.path, "message": p.message, "fails": p.fails} for p in r.plan.problems
+        ],
+        "errors": r.transfer.errors,
+    }
+    if r.transfer.not_attempted:
+        doc["not_attempted"] = r.transfer.not_attempted
+        doc["stopped_by"] = r.transfer.stopped_by
+    if with_actions:
+        doc["plan"] = [
+            {
+                "action": a.kind.value,
+                "path": a.file.path,
+                "key": a.key,
+                "reason": a.reason,
+                "size": a.file.size,
+            }
+            for a in r.plan.actions
+        ]
+        doc["totals"] = r.plan.totals()
+    return json.dumps(doc, indent=2)
+
+
+def print_plan(out: TextIO, actions: Iterable[Action], totals: dict[str, int]) -> None:
+    for a in actions:
+        key = a.key or "-"
+        out.write(f"{a.kind.value:<8} {key}  <- {a.file.path}  ({a.reason})\n")
+    out.write(
+        f"plan: {totals['upload']} to upload ({format_size(totals['upload_bytes'])}), "
+        f"{totals['skip']} unchanged, {totals['conflict']} conflicts, "
+        f"{totals['fail']} failed; nothing was moved (dry run)\n"
+    )
+
+
+def _when(ns: int | None) -> str:
+    return datetime.fromtimestamp(ns / 1e9).strftime("%Y-%m-%d %H:%M:%S") if ns else "-"
+
+
+def print_table(out: TextIO, title: str, columns: list[str], rows: list[list[str]]) -> None:
+    table = Table(title=title, show_lines=False, title_justify="left")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console(file=out, highlight=False, width=160 if not out.isatty() else None).print(table)
+
+
+def print_jobs(out: TextIO, jobs: list[dict[str, Any]]) -> None:
+    rows = [
+        [
+            str(j["id"]),
+            j["command"],
+            _when(j["started_ns"]),
+            j["outcome"],
+            str(j["scanned"]),
+            str(j["uploaded"]),
+            str(j["skipped"]),
+            str(j["failed"]),
+            format_size(j["bytes"]),
+            j["settings"].get("remote", ""),
+        ]
+        for j in jobs
+    ]
+    print_table(
+        out,
+        "jobs",
+        [
+            "job",
+            "command",
+            "started",
+            "outcome",
+            "scanned",
+            "uploaded",
+            "skipped",
+            "failed",
+            "bytes",
+            "remote",
+        ],
+        rows,
+    )
+
+
+def print_transfers(out: TextIO, title: str, transfers: list[dict[str, Any]]) -> None:
+    rows = [
+        [
+            str(t["job_id"]),
+            _when(t["started_ns"]),
+            t["outcome"],
+            t["remote"],
+            t["key"],
+            (t["hash"] or "-")[:23],
+            format_size(t["bytes"]),
+            t["error"] or t["reason"],
+        ]
+        for t in transfers
+    ]
+    print_table(
+        out,
+        title,
+        ["job", "time", "outcome", "remote", "key", "hash", "bytes", "reason / error"],
+        rows,
+    )
+
+
+def print_job(out: TextIO, job: dict[str, Any]) -> None:
+    out.write(
+        f"job {job['id']}: {job['command']} ({job['outcome']}), hoard {job['hoard_version']}\n"
+    )
+    out.write(f"started {_when(job['started_ns'])}, ended {_when(job['ended_ns'])}\n")
+    out.write(
+        f"scanned={job['scanned']} uploaded={job['uploaded']} skipped={job['skipped']} "
+        f"failed={job['failed']} bytes={format_size(job['bytes'])}\n"
+    )
+    out.write("settings: " + json.dumps(job["settings"], sort_keys=True) + "\n")
+    print_transfers(out, f"transfers of job {job['id']}", job["transfers"])

@@ -1,0 +1,197 @@
+"""Key templates: LocalFile → object key, and the validation every key we write must pass.
+
+Template syntax is Python's `{name}` / `{name:spec}`; a date variable takes a strftime spec
+(`{file_modified:%Y/%m}`), any other a format spec (`{file_size:010d}`). Empty path segments that
+empty variables leave behind (`{base_dir}/{filename}` for a file at the base) are collapsed.
+"""
+
+from __future__ import annotations
+
+import string
+import unicodedata
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from hoard.errors import InvalidKey, TemplateError
+from hoard.model import LocalFile
+
+MAX_KEY_BYTES = 1024
+DATE_FMT = "%Y-%m-%d"
+DATETIME_FMT = "%Y-%m-%d_%H-%M-%S"
+GUID_NAMESPACE = uuid.UUID("0d6f6a7e-4f25-5b43-9c1e-5f0a8d2b6c11")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a key may depend on besides the file: the job's start time and the content hash."""
+
+    now: datetime
+    hash_hex: str = ""
+
+
+def _ts(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1_000_000_000)
+
+
+def _base_dir(f: LocalFile) -> str:
+    parent = f.rel_path.rpartition("/")[0]
+    if f.base_given:
+        return parent
+    return parent.rpartition("/")[2] or f.root.rstrip("/").rpartition("/")[2]
+
+
+def _stem_ext(f: LocalFile) -> tuple[str, str]:
+    name = f.rel_path.rpartition("/")[2]
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        return name, ""
+    return stem, ext
+
+
+Getter = Callable[[LocalFile, Context], object]
+
+DATE_VARS: dict[str, tuple[Getter, str]] = {
+    "date": (lambda f, c: c.now, DATE_FMT),
+    "datetime": (lambda f, c: c.now, DATETIME_FMT),
+    "file_created": (lambda f, c: _ts(f.created_ns), DATE_FMT),
+    "file_created_datetime": (lambda f, c: _ts(f.created_ns), DATETIME_FMT),
+    "file_modified": (lambda f, c: _ts(f.mtime_ns), DATE_FMT),
+    "file_modified_datetime": (lambda f, c: _ts(f.mtime_ns), DATETIME_FMT),
+    "file_accessed": (lambda f, c: _ts(f.atime_ns), DATE_FMT),
+    "file_accessed_datetime": (lambda f, c: _ts(f.atime_ns), DATETIME_FMT),
+}
+
+OTHER_VARS: dict[str, Getter] = {
+    "filename": lambda f, c: f.rel_path.rpartition("/")[2],
+    "filename_no_ext": lambda f, c: _stem_ext(f)[0],
+    "file_ext": lambda f, c: _stem_ext(f)[1],
+    "file_size": lambda f, c: f.size,
+    "file_size_mb": lambda f, c: f"{f.size / 1_048_576:.2f}",
+    "base_dir": lambda f, c: _base_dir(f),
+    "base_dir_underscore": lambda f, c: _base_dir(f).replace("/", "_"),
+    "rel_path": lambda f, c: f.rel_path,
+    "hash": lambda f, c: c.hash_hex,
+    "guid": lambda f, c: str(uuid.uuid5(GUID_NAMESPACE, f.path)),
+}
+
+VARIABLES: tuple[str, ...] = (*DATE_VARS, *OTHER_VARS)
+DEFAULT_TEMPLATE = "{rel_path}"
+
+
+@dataclass(frozen=True)
+class _Piece:
+    literal: str
+    name: str | None
+    spec: str
+
+
+@dataclass(frozen=True)
+class Template:
+    text: str
+    pieces: tuple[_Piece, ...]
+
+    @property
+    def needs_hash(self) -> bool:
+        return any(p.name == "hash" for p in self.pieces)
+
+    @classmethod
+    def compile(cls, text: str) -> Template:
+        """Parse and check a template; raise TemplateError before anything moves."""
+        if not text.strip():
+            raise TemplateError("the key template is empty")
+        if text.startswith("/"):
+            raise TemplateError(f"template {text!r} starts with '/': keys are relative")
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            raise TemplateError(f"template {text!r} is malformed: {exc}") from None
+        pieces = []
+        for literal, name, spec, conv in parsed:
+            if name is None:
+                pieces.append(_Piece(literal, None, ""))
+                continue
+            if conv is not None:
+                raise TemplateError(
+                    f"template {text!r}: conversions like '!{conv}' are not supported"
+                )
+            if name == "" or name not in VARIABLES:
+                known = ", ".join(VARIABLES)
+                raise TemplateError(
+                    f"template {text!r}: unknown variable {{{name}}}; known: {known}"
+                )
+            if "{" in (spec or ""):
+                raise TemplateError(f"template {text!r}: nested fields are not supported")
+            piece = _Piece(literal, name, spec or "")
+            _render_piece(piece, _SAMPLE, Context(datetime(2025, 12, 24, 8, 24, 2), "0" * 64), text)
+            pieces.append(piece)
+        return cls(text, tuple(pieces))
+
+    def render(self, f: LocalFile, ctx: Context) -> str:
+        """The key for ``f``, validated and NFC-normalised; raise InvalidKey."""
+        out = [_render_piece(p, f, ctx, self.text) for p in self.pieces]
+        raw = "".join(out)
+        return validate_key("/".join(seg for seg in raw.split("/") if seg), origin=f.path)
+
+
+def _render_piece(p: _Piece, f: LocalFile, ctx: Context, text: str) -> str:
+    if p.name is None:
+        return p.literal
+    try:
+        if p.name in DATE_VARS:
+            getter, default = DATE_VARS[p.name]
+            value = getter(f, ctx)
+            assert isinstance(value, datetime)
+            return p.literal + value.strftime(p.spec or default)
+        return p.literal + format(OTHER_VARS[p.name](f, ctx), p.spec)
+    except (ValueError, TypeError) as exc:
+        raise TemplateError(
+            f"template {text!r}: {{{p.name}:{p.spec}}} cannot be formatted: {exc}"
+        ) from None
+
+
+_SAMPLE = LocalFile(
+    path="/sample/dir/photo.jpg",
+    root="/sample",
+    rel_path="dir/photo.jpg",
+    size=1,
+    mtime_ns=0,
+    ctime_ns=0,
+    atime_ns=0,
+    birthtime_ns=None,
+    inode=1,
+    dev=1,
+)
+
+
+def validate_key(key: str, origin: str = "") -> str:
+    """Return the NFC form of ``key`` or raise InvalidKey saying why it is unsafe."""
+    where = f" (from {origin})" if origin else ""
+    try:
+        nfc = unicodedata.normalize("NFC", key)
+        size = len(nfc.encode("utf-8"))
+    except UnicodeError:
+        raise InvalidKey(
+            f"key {key!r}{where} is not valid UTF-8 (a file name with undecodable bytes?)"
+        ) from None
+    if not nfc:
+        raise InvalidKey(f"empty key{where}")
+    if size > MAX_KEY_BYTES:
+        raise InvalidKey(
+            f"key {nfc[:60]!r}…{where} is {size} UTF-8 bytes; the limit is {MAX_KEY_BYTES}"
+        )
+    if nfc.startswith("/"):
+        raise InvalidKey(f"key {nfc!r}{where} starts with '/'")
+    for ch in nfc:
+        code = ord(ch)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            raise InvalidKey(f"key {nfc!r}{where} contains the control character U+{code:04X}")
+    for seg in nfc.split("/"):
+        if seg in ("", ".", ".."):
+            raise InvalidKey(f"key {nfc!r}{where} has a {seg or 'empty'!r} path segment")
+    return nfc
+
+
+def join_key(prefix: str, key: str) -> str:
+    return f"{prefix.strip('/')}/{key}" if prefix.strip("/") else key

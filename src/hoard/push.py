@@ -1,0 +1,277 @@
+"""`hoard push`: sources → scan → hash where needed → keys → plan → transfer → catalog.
+
+``build_plan`` gathers what the pure planner needs (the catalog's records, content hashes, and
+the remote's objects where the catalog knows nothing); ``run_push`` records a job and executes
+exactly that plan.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from hoard import metadata as meta
+from hoard.backends.base import Backend
+from hoard.catalog import Catalog
+from hoard.errors import InvalidKey, KeyConflict, NotFound, TemplateError
+from hoard.hashing import hash_file, split_hash
+from hoard.keys import Context, Template, join_key
+from hoard.model import Action, ActionKind, LocalFile, Problem, RemoteObject
+from hoard.plan import Known, Plan, decide
+from hoard.report import Reporter
+from hoard.scan import Filters, ScanStats, Source, scan
+from hoard.transfer import TransferStats, execute
+
+Clock = Callable[[], int]
+HASH_BATCH = 256
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    """Everything a push ran with: stored with the job as its snapshot."""
+
+    sources: tuple[str, ...]
+    remote: str
+    prefix: str = ""
+    base: str | None = None
+    template: str = "{rel_path}"
+    tier: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    skip_names: tuple[str, ...] = ()
+    skip_paths: tuple[str, ...] = ()
+    follow_symlinks: bool = False
+    hash_algorithm: str = "blake3"
+    workers: int = 8
+    dry_run: bool = False
+
+    def snapshot(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PushResult:
+    plan: Plan
+    scan: ScanStats
+    job_id: int | None = None
+    transfer: TransferStats = field(default_factory=TransferStats)
+    skipped: int = 0
+    outcome: str = "ok"
+
+    @property
+    def failed(self) -> int:
+        """Files left out: failed in the plan, unreadable folders, failed or not attempted."""
+        plan_failed = sum(1 for a in self.plan.actions if a.kind is ActionKind.FAIL)
+        folders = sum(1 for p in self.plan.problems if p.fails and p.path not in self._failed_paths)
+        return plan_failed + folders + self.transfer.failed
+
+    @property
+    def _failed_paths(self) -> set[str]:
+        return {a.file.path for a in self.plan.actions if a.kind is ActionKind.FAIL}
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for p in self.plan.problems if not p.fails)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "scanned": self.scan.files,
+            "uploaded": self.transfer.uploaded,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "bytes": self.transfer.bytes,
+        }
+
+
+class _RemoteIndex:
+    """What the remote holds under the push's prefix, listed once and only when needed."""
+
+    def __init__(self, backend: Backend, prefix: str) -> None:
+        self.backend = backend
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._objects: dict[str, RemoteObject] | None = None
+
+    def known(self, key: str) -> Known | None:
+        if self._objects is None:
+            self._objects = {o.key: o for o in self.backend.list(self.prefix)}
+        listed = self._objects.get(key)
+        if listed is None:
+            return None
+        obj = listed if self.backend.capabilities.listing_has_metadata else self._stat(key)
+        if obj is None:
+            return None
+        recorded = meta.read(obj.metadata)
+        return Known(obj.size, recorded.hash if recorded else None, "remote", obj)
+
+    def _stat(self, key: str) -> RemoteObject | None:
+        try:
+            return self.backend.stat(key)
+        except NotFound:
+            return None
+
+
+def _hash_or_problem(f: LocalFile, algorithm: str) -> str | Problem:
+    try:
+        return hash_file(f.path, algorithm, f.size)
+    except OSError as exc:
+        return Problem(f.path, f"cannot read: {exc.strerror or exc}", fails=True)
+
+
+def _with_hashes(
+    files: Iterator[LocalFile], catalog: Catalog, algorithm: str, pool: ThreadPoolExecutor
+) -> Iterator[tuple[LocalFile, str | Problem, bool]]:
+    """Each file with its content hash: from the catalog when size, mtime_ns and inode match,
+    else read (in parallel, a batch at a time). The bool says the file was read."""
+    while batch := list(islice(files, HASH_BATCH)):
+        known: list[str | None] = []
+        for f in batch:
+            rec = catalog.file_record(f.path)
+            ok = (
+                rec is not None
+                and rec.hash
+                and rec.matches(f)
+                and split_hash(rec.hash)[0] == algorithm
+            )
+            known.append(rec.hash if ok and rec is not None else None)
+        todo = [f for f, h in zip(batch, known, strict=True) if h is None]
+        fresh = dict(
+            zip(
+                (f.path for f in todo),
+                pool.map(lambda f: _hash_or_problem(f, algorithm), todo),
+                strict=True,
+            )
+        )
+        for f, h in zip(batch, known, strict=True):
+            yield (f, h, False) if h is not None else (f, fresh[f.path], True)
+
+
+def build_plan(
+    s: PushSettings,
+    backend: Backend,
+    catalog: Catalog,
+    reporter: Reporter,
+    now: datetime,
+    stats: ScanStats,
+) -> Plan:
+    """Scan, hash where needed, render keys and decide. Moves nothing, writes nothing."""
+    template = Template.compile(s.template)
+    sources = [Source.parse(src, s.base) for src in s.sources]
+    filters = Filters.build(s.include, s.exclude, s.skip_names, s.skip_paths)
+    plan = Plan()
+
+    def on_problem(p: Problem) -> None:
+        plan.problems.append(p)
+        reporter.problem(p)
+
+    remote_index = _RemoteIndex(backend, s.prefix)
+    files = scan(sources, filters, on_problem, s.follow_symlinks, stats)
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(s.workers, 8)), thread_name_prefix="hoard-hash"
+    ) as pool:
+        for f, h, hashed in _with_hashes(files, catalog, s.hash_algorithm, pool):
+            if isinstance(h, Problem):
+                plan.fail(f, "", h.message)
+                on_problem(h)
+                continue
+            try:
+                key = join_key(s.prefix, template.render(f, Context(now, split_hash(h)[1])))
+            except (InvalidKey, TemplateError) as exc:
+                plan.fail(f, "", str(exc))
+                on_problem(Problem(f.path, str(exc)))
+                continue
+            rec = catalog.object_record(backend.url, key)
+            known = Known(rec.size, rec.hash, "catalog") if rec else remote_index.known(key)
+            plan.add(decide(f, key, h, known, hashed))
+    return plan
+
+
+def run_push(
+    s: PushSettings, backend: Backend, catalog: Catalog, reporter: Reporter, clock: Clock
+) -> PushResult:
+    """Plan, then (unless dry-run) record a job and execute exactly that plan."""
+    started = clock()
+    now = datetime.fromtimestamp(started / 1e9)
+    stats = ScanStats()
+    plan = build_plan(s, backend, catalog, reporter, now, stats)
+    result = PushResult(plan, stats)
+    if plan.conflicts:
+        first = plan.conflicts[0]
+        raise KeyConflict(
+            f"{len(plan.conflicts)} files share keys, e.g. {first.key!r}: "
+            f"{first.reason.removeprefix('conflict: ')}"
+        )
+    totals = plan.totals()
+    result.skipped = totals["skip"]
+    if s.dry_run:
+        result.outcome = "dry-run"
+        return result
+    job_id = catalog.start_job("push", s.snapshot(), started)
+    result.job_id = job_id
+    template = Template.compile(s.template)
+    try:
+        for a in plan.actions:
+            if a.kind is ActionKind.SKIP and a.adopt is not None:
+                o = a.adopt
+                catalog.adopt_object(
+                    job_id,
+                    backend.url,
+                    a.key,
+                    a.file,
+                    a.hash,
+                    o.size,
+                    o.etag,
+                    o.tier,
+                    o.metadata,
+                    clock(),
+                )
+            elif a.kind is ActionKind.SKIP and a.hashed:
+                catalog.remember_hash(a.file, a.hash, clock())
+        reporter.planned(totals["upload"], totals["upload_bytes"])
+
+        def prepare(a: Action) -> Action | None:
+            return _prepare_again(a, s, template, now, backend)
+
+        uploads = (a for a in plan.actions if a.kind is ActionKind.UPLOAD)
+        result.transfer = execute(
+            uploads, backend, catalog, job_id, s.tier, s.workers, reporter, clock, prepare
+        )
+    except BaseException:
+        result.outcome = "interrupted"
+        catalog.finish_job(job_id, clock(), result.outcome, result.counts())
+        raise
+    if result.transfer.stopped_by:
+        result.outcome = "aborted"
+    elif result.failed:
+        result.outcome = "failed"
+    catalog.finish_job(job_id, clock(), result.outcome, result.counts())
+    return result
+
+
+def _prepare_again(
+    a: Action, s: PushSettings, template: Template, now: datetime, backend: Backend
+) -> Action | None:
+    """A fresh stat, hash and key for a file that changed during its upload."""
+    try:
+        st = os.stat(a.file.path)
+        f = replace(
+            a.file,
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            ctime_ns=st.st_ctime_ns,
+            atime_ns=st.st_atime_ns,
+            inode=st.st_ino,
+        )
+        h = hash_file(f.path, s.hash_algorithm, f.size)
+    except OSError:
+        return None
+    key = join_key(s.prefix, template.render(f, Context(now, split_hash(h)[1])))
+    if key != a.key:
+        backend.delete([a.key])  # it holds a torn copy
+    return Action(
+        ActionKind.UPLOAD, f, key, a.reason + " (again: changed during upload)", h, hashed=True
+    )

@@ -1,0 +1,28 @@
+"""How the core tells the outside what is happening. The core never prints; front-ends
+(the CLI, later the web UI) implement ``Reporter``."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from hoard.model import Action, Problem
+
+
+class Reporter(Protocol):
+    def problem(self, problem: Problem) -> None: ...
+    def planned(self, upload_files: int, upload_bytes: int) -> None: ...
+    def transferred(self, action: Action, ok: bool, bytes_sent: int, error: str) -> None: ...
+
+
+class NullReporter:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def problem(self, problem: Problem) -> None:
+        self.problems.append(problem)
+
+    def planned(self, upload_files: int, upload_bytes: int) -> None:
+        pass
+
+    def transferred(self, action: Action, ok: bool, bytes_sent: int, error: str) -> None:
+        pass

@@ -1,0 +1,255 @@
+"""Sources → a lazy, sorted stream of LocalFile, each stat'ed once.
+
+A source is a folder, a single file, or a glob pattern (`~/Videos/**/*.{mp4,mov}`), each with
+an optional base folder that `{rel_path}` and `{base_dir}` are measured from. Problems with one
+path (unreadable folder, special file, symlink loop) are reported through ``on_problem`` and the
+scan goes on. Symlinks are skipped unless ``follow_symlinks``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from hoard.errors import SourceMissing, UsageError
+from hoard.globs import Glob, compile_all, has_glob, split_pattern
+from hoard.model import LocalFile, Problem
+
+ProblemSink = Callable[[Problem], None]
+
+_SPECIAL = {
+    stat_mod.S_IFIFO: "a FIFO",
+    stat_mod.S_IFSOCK: "a socket",
+    stat_mod.S_IFCHR: "a character device",
+    stat_mod.S_IFBLK: "a block device",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """What to scan: ``root`` is walked; ``base`` is what relative paths are measured from."""
+
+    root: str
+    base: str
+    pattern: Glob | None = None
+    base_given: bool = True
+    single_file: bool = False
+
+    @classmethod
+    def parse(cls, spec: str, base: str | None = None) -> Source:
+        """A folder, a file, or a pattern; ``~`` is expanded. Raises SourceMissing."""
+        text = os.path.expanduser(spec)
+        base_abs = os.path.abspath(os.path.expanduser(base)) if base else None
+        if base_abs is not None and not os.path.isdir(base_abs):
+            raise SourceMissing(f"base folder {base} does not exist")
+        if has_glob(text):
+            root, rest = split_pattern(text)
+            root = os.path.abspath(root)
+            if not os.path.isdir(root):
+                raise SourceMissing(
+                    f"{root} (the folder pattern {spec} starts from) does not exist"
+                )
+            try:
+                glob = Glob.compile(rest)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            glob = Glob(glob.pattern, glob.regex, name_only=False)
+            if base_abs is not None:
+                _check_under(root, base_abs, spec)
+                return cls(root, base_abs, glob, base_given=True)
+            return cls(root, root, glob, base_given=False)
+        path = os.path.abspath(text)
+        if os.path.isdir(path):
+            if base_abs is not None:
+                _check_under(path, base_abs, spec)
+            return cls(path, base_abs or path, None, base_given=True)
+        if os.path.lexists(path):
+            parent = os.path.dirname(path)
+            if base_abs is not None:
+                _check_under(parent, base_abs, spec)
+            return cls(
+                parent,
+                base_abs or parent,
+                Glob.compile(_escape(os.path.basename(path))),
+                base_given=base_abs is not None,
+                single_file=True,
+            )
+        raise SourceMissing(f"{spec} does not exist")
+
+
+def _escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[{}]," else c for c in name)
+
+
+def _check_under(path: str, base: str, spec: str) -> None:
+    if os.path.commonpath([path, base]) != base:
+        raise UsageError(f"source {spec} is not inside its base folder {base}")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """--include / --exclude patterns (relative to the source base) and skip lists."""
+
+    include: tuple[Glob, ...] = ()
+    exclude: tuple[Glob, ...] = ()
+    skip_names: frozenset[str] = frozenset()
+    skip_paths: tuple[str, ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        include: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+        skip_names: Iterable[str] = (),
+        skip_paths: Iterable[str] = (),
+    ) -> Filters:
+        try:
+            inc, exc = compile_all(include), compile_all(exclude)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        paths = tuple(os.path.abspath(os.path.expanduser(p)).rstrip("/") for p in skip_paths)
+        return cls(inc, exc, frozenset(skip_names), paths)
+
+    def skips_path(self, abs_path: str) -> bool:
+        return any(abs_path == p or abs_path.startswith(p + "/") for p in self.skip_paths)
+
+    def keeps_file(self, rel: str) -> bool:
+        if any(g.match(rel) for g in self.exclude):
+            return False
+        return not self.include or any(g.match(rel) for g in self.include)
+
+    def prunes_dir(self, rel: str) -> bool:
+        return any(g.prunes_dir(rel) for g in self.exclude)
+
+
+@dataclass
+class ScanStats:
+    files: int = 0
+    bytes: int = 0
+    dirs: int = 0
+    symlinks_skipped: int = 0
+    special_skipped: int = 0
+    problems: int = 0
+
+
+def scan(
+    sources: Iterable[Source],
+    filters: Filters,
+    on_problem: ProblemSink,
+    follow_symlinks: bool = False,
+    stats: ScanStats | None = None,
+) -> Iterator[LocalFile]:
+    """Yield every selected regular file of every source, sorted within each source."""
+    st = stats if stats is not None else ScanStats()
+    for source in sources:
+        yield from _walk(source, filters, on_problem, follow_symlinks, st)
+
+
+def _rel(path: str, base: str) -> str:
+    return os.path.relpath(path, base).replace(os.sep, "/")
+
+
+def _walk(
+    src: Source, filters: Filters, on_problem: ProblemSink, follow: bool, st: ScanStats
+) -> Iterator[LocalFile]:
+    try:
+        top = os.stat(src.root)
+    except OSError as exc:
+        raise SourceMissing(f"{src.root}: {exc.strerror}") from None
+    ancestors: list[tuple[int, int]] = [(top.st_dev, top.st_ino)]
+    yield from _walk_dir(src, src.root, filters, on_problem, follow, st, ancestors)
+
+
+def _sorted_entries(path: str) -> list[tuple[str, os.DirEntry[str]]]:
+    with os.scandir(path) as it:
+        entries = []
+        for e in it:
+            try:
+                is_dir = e.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            # Sort as object keys sort: a folder's children come after "name/" (byte order).
+            entries.append((e.name + "/" if is_dir else e.name, e))
+    entries.sort(key=lambda pair: pair[0])
+    return entries
+
+
+def _walk_dir(
+    src: Source,
+    path: str,
+    filters: Filters,
+    on_problem: ProblemSink,
+    follow: bool,
+    st: ScanStats,
+    ancestors: list[tuple[int, int]],
+) -> Iterator[LocalFile]:
+    try:
+        entries = _sorted_entries(path)
+    except OSError as exc:
+        st.problems += 1
+        on_problem(Problem(path, f"cannot read folder: {exc.strerror or exc}", fails=True))
+        return
+    st.dirs += 1
+    for _, entry in entries:
+        full = entry.path
+        if entry.name in filters.skip_names or filters.skips_path(full):
+            continue
+        rel_base = _rel(full, src.base)
+        try:
+            is_link = entry.is_symlink()
+            if is_link and not follow:
+                st.symlinks_skipped += 1
+                continue
+            info = entry.stat(follow_symlinks=follow)
+        except OSError as exc:
+            st.problems += 1
+            what = "broken symlink" if os.path.islink(full) else "cannot stat"
+            on_problem(Problem(full, f"{what}: {exc.strerror or exc}", fails=True))
+            continue
+        mode = info.st_mode
+        if stat_mod.S_ISDIR(mode):
+            if src.single_file or filters.prunes_dir(rel_base):
+                continue
+            ident = (info.st_dev, info.st_ino)
+            if ident in ancestors:
+                st.problems += 1
+                on_problem(Problem(full, "symlink loop: this folder is its own ancestor; skipped"))
+                continue
+            ancestors.append(ident)
+            yield from _walk_dir(src, full, filters, on_problem, follow, st, ancestors)
+            ancestors.pop()
+            continue
+        if not stat_mod.S_ISREG(mode):
+            st.special_skipped += 1
+            kind = _SPECIAL.get(stat_mod.S_IFMT(mode), "not a regular file")
+            on_problem(Problem(full, f"skipped: {kind}"))
+            continue
+        if src.pattern is not None and not src.pattern.match(_rel(full, src.root)):
+            continue
+        if not filters.keeps_file(rel_base):
+            continue
+        st.files += 1
+        st.bytes += info.st_size
+        yield LocalFile(
+            path=full,
+            root=src.base,
+            rel_path=rel_base,
+            size=info.st_size,
+            mtime_ns=info.st_mtime_ns,
+            ctime_ns=info.st_ctime_ns,
+            atime_ns=info.st_atime_ns,
+            birthtime_ns=_birthtime_ns(info),
+            inode=info.st_ino,
+            dev=info.st_dev,
+            base_given=src.base_given,
+        )
+
+
+def _birthtime_ns(info: os.stat_result) -> int | None:
+    birth = getattr(info, "st_birthtime_ns", None)
+    if birth is None:
+        b = getattr(info, "st_birthtime", None)
+        birth = int(b * 1_000_000_000) if b is not None else None
+    return int(birth) if birth is not None else None
