@@ -243,7 +243,7 @@ def push(
         workers=workers,
         dry_run=dry_run,
     )
-    backend = open_backend(remote, s3, create=not dry_run)
+    backend = open_backend(remote, s3)
     t0 = time.monotonic()
     try:
         with console.ConsoleReporter(sys.stderr, quiet=quiet or as_json) as reporter:

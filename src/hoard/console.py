@@ -66,7 +66,9 @@ class ConsoleReporter:
         log.log(level, "%s: %s", problem.path, problem.message)
         if not self.quiet:
             word = "error" if problem.fails else "warning"
-            self.console.print(f"{word}: {problem.path}: {problem.message}", markup=False)
+            self.console.print(
+                f"{word}: {problem.path}: {problem.message}", markup=False, soft_wrap=True
+            )
 
     def planned(self, upload_files: int, upload_bytes: int) -> None:
         if self.progress is not None:
@@ -78,7 +80,9 @@ class ConsoleReporter:
         else:
             log.error("failed %s -> %s: %s", action.file.path, action.key, error)
             if not self.quiet:
-                self.console.print(f"error: {action.file.path}: {error}", markup=False)
+                self.console.print(
+                    f"error: {action.file.path}: {error}", markup=False, soft_wrap=True
+                )
         if self.progress is not None and self._files_task is not None:
             self.progress.advance(self._files_task, action.file.size)
 

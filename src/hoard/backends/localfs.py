@@ -47,19 +47,13 @@ def _translate(exc: OSError, what: str) -> BackendError:
 class LocalBackend(Backend):
     capabilities = CAPABILITIES
 
-    def __init__(self, root: str, create: bool = True) -> None:
+    def __init__(self, root: str) -> None:
+        """The root folder is created by the first write; its parent must exist (a missing
+        parent usually means an unmounted disk)."""
         self.root = os.path.abspath(os.path.expanduser(root))
         self.url = "file://" + self.root
-        if not os.path.isdir(self.root):
-            if not os.path.isdir(os.path.dirname(self.root) or "/"):
-                raise BucketNotFound(
-                    f"destination folder {self.root} does not exist, nor its parent"
-                )
-            if create:  # else (dry run): an empty store that would be created
-                try:
-                    os.mkdir(self.root)
-                except OSError as exc:
-                    raise _translate(exc, self.root) from None
+        if not os.path.isdir(self.root) and not os.path.isdir(os.path.dirname(self.root) or "/"):
+            raise BucketNotFound(f"destination folder {self.root} does not exist, nor its parent")
 
     def _path(self, key: str) -> str:
         parts = key.split("/")

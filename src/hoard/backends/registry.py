@@ -110,5 +110,5 @@ def open_backend(
     else:
         from hoard.backends.localfs import LocalBackend
 
-        inner = LocalBackend(remote.store, create=create)
+        inner = LocalBackend(remote.store)
     return Retrying(inner, attempts=retries)

@@ -1,0 +1,122 @@
+"""Shared fixtures: a real S3 server (moto in server mode) on 127.0.0.1, backends, catalogs.
+
+A server that cannot start skips its tests locally but fails them under CI (CI=true): a skipped
+integration suite is not a green one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hoard.catalog import Catalog
+
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # moto accepts any; not a secret
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def unavailable(reason: str) -> None:
+    if CI:
+        pytest.fail(f"{reason} (CI=true: a server that cannot start is a failure)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reads the developer's AWS config, catalog or log, or talks to a real endpoint."""
+    home = tmp_path_factory.mktemp("home")
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "HOARD_")) and name != "AWS_CA_BUNDLE":
+            del os.environ[name]
+    os.environ.update(TEST_CREDENTIALS)
+    os.environ["AWS_CONFIG_FILE"] = str(home / "aws-config")
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(home / "aws-credentials")
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
+    os.environ["HOARD_LOG_FILE"] = str(home / "hoard.log")
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto S3 server in its own process on 127.0.0.1; yields its endpoint URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        unavailable(f"moto server did not answer on {url}: {log.read_text()[-500:]}")
+    if proc.poll() is not None:
+        unavailable(f"moto server exited: {log.read_text()[-500:]}")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint: str) -> str:
+    """A fresh, empty bucket on the moto server."""
+    import boto3
+
+    name = f"hoard-test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_client(moto_endpoint: str) -> object:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=moto_endpoint)
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[Catalog]:
+    cat = Catalog(str(tmp_path / "catalog.sqlite"))
+    yield cat
+    cat.close()
+
+
+def make_tree(root: Path, files: dict[str, bytes | str]) -> Path:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return root
