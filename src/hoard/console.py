@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeRemainingColumn,
@@ -39,20 +38,23 @@ class ConsoleReporter:
         self.progress: Progress | None = None
         if show:
             self.progress = Progress(
-                TextColumn("uploading"),
+                TextColumn("{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=True,
             )
-        self._files_task: Any = None
+        self._task: Any = None
+        self._files_total = 0
+        self._files_done = 0
+        self._examined = 0
 
     def __enter__(self) -> ConsoleReporter:
         if self.progress is not None:
             self.progress.start()
+            self._task = self.progress.add_task("planning: 0 files examined", total=None)
         return self
 
     def __exit__(
@@ -70,9 +72,22 @@ class ConsoleReporter:
                 f"{word}: {problem.path}: {problem.message}", markup=False, soft_wrap=True
             )
 
+    def examined(self, action: Action) -> None:
+        self._examined += 1
+        if self.progress is not None and self._examined % 64 == 0:
+            self.progress.update(
+                self._task, description=f"planning: {self._examined} files examined"
+            )
+
     def planned(self, upload_files: int, upload_bytes: int) -> None:
+        self._files_total = upload_files
         if self.progress is not None:
-            self._files_task = self.progress.add_task("upload", total=upload_bytes)
+            self.progress.update(
+                self._task, total=upload_bytes, completed=0, description=self._files_label()
+            )
+
+    def _files_label(self) -> str:
+        return f"uploading {self._files_done}/{self._files_total} files"
 
     def transferred(self, action: Action, ok: bool, bytes_sent: int, error: str) -> None:
         if ok:
@@ -83,8 +98,11 @@ class ConsoleReporter:
                 self.console.print(
                     f"error: {action.file.path}: {error}", markup=False, soft_wrap=True
                 )
-        if self.progress is not None and self._files_task is not None:
-            self.progress.advance(self._files_task, action.file.size)
+        self._files_done += 1
+        if self.progress is not None:
+            self.progress.update(
+                self._task, advance=action.file.size, description=self._files_label()
+            )
 
 
 def summary_line(r: PushResult, elapsed_s: float) -> str:

@@ -186,7 +186,9 @@ def build_plan(
                 continue
             rec = catalog.object_record(backend.url, key)
             known = Known(rec.size, rec.hash, "catalog") if rec else remote_index.known(key)
-            plan.add(decide(f, key, h, known, hashed))
+            action = decide(f, key, h, known, hashed)
+            plan.add(action)
+            reporter.examined(action)
     return plan
 
 

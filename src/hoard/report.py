@@ -10,6 +10,7 @@ from hoard.model import Action, Problem
 
 class Reporter(Protocol):
     def problem(self, problem: Problem) -> None: ...
+    def examined(self, action: Action) -> None: ...
     def planned(self, upload_files: int, upload_bytes: int) -> None: ...
     def transferred(self, action: Action, ok: bool, bytes_sent: int, error: str) -> None: ...
 
@@ -20,6 +21,9 @@ class NullReporter:
 
     def problem(self, problem: Problem) -> None:
         self.problems.append(problem)
+
+    def examined(self, action: Action) -> None:
+        pass
 
     def planned(self, upload_files: int, upload_bytes: int) -> None:
         pass

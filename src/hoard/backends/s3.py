@@ -116,7 +116,13 @@ def translate(exc: Exception, what: str) -> Exception:
         return Unreachable(f"{what}: {exc}")
     if isinstance(exc, bexc.NoCredentialsError | bexc.PartialCredentialsError):
         return CredentialsRejected(f"{what}: {exc}")
-    if isinstance(exc, bexc.ReadTimeoutError | bexc.ConnectionError | bexc.ResponseStreamingError):
+    transient = (
+        bexc.HTTPClientError,
+        bexc.ConnectionError,
+        bexc.ResponseStreamingError,
+        bexc.IncompleteReadError,
+    )
+    if isinstance(exc, transient):  # resets, closed connections, timeouts mid-request
         return Transient(f"{what}: {exc}")
     if isinstance(exc, bexc.BotoCoreError):
         return BackendError(f"{what}: {exc}")
