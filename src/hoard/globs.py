@@ -43,17 +43,21 @@ def _translate(pat: str, i: int = 0, in_brace: bool = False) -> tuple[str, int]:
             out.append("[^/]")
             i += 1
         elif c == "[":
-            j = pat.find(
-                "]", i + 2 if pat.startswith("[!", i) or pat.startswith("[]", i) else i + 1
-            )
+            start = i + 1
+            negate = start < n and pat[start] == "!"
+            if negate:
+                start += 1
+            j = pat.find("]", start + 1 if start < n and pat[start] == "]" else start)
             if j < 0:
                 out.append(re.escape(c))
                 i += 1
                 continue
-            body = pat[i + 1 : j]
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\").replace("/", "") + "]")
+            body = "".join("\\" + ch if ch in "\\[]^" else ch
+                           for ch in pat[start:j] if ch != "/")
+            if not body:  # a class of nothing but "/" can never match inside a segment
+                out.append("(?!)")
+            else:
+                out.append(("[^/" if negate else "[") + body + "]")
             i = j + 1
         elif c == "{":
             alts: list[str] = []
@@ -85,13 +89,17 @@ class Glob:
     name_only: bool
 
     @classmethod
-    def compile(cls, pattern: str) -> Glob:
-        pat = pattern.strip()
-        if pat.startswith("/"):
-            pat = pat.lstrip("/")
-        name_only = "/" not in pat
-        body, _ = _translate(pat)
-        return cls(pattern, re.compile(r"\A" + body + r"\Z", re.DOTALL), name_only)
+    def compile(cls, pattern: str, name_only: bool | None = None) -> Glob:
+        """Compile a pattern; raise ValueError. Whitespace is significant. A leading `/`
+        anchors the pattern at the root; without any `/` it matches names at any depth."""
+        if name_only is None:
+            name_only = "/" not in pattern
+        body, _ = _translate(pattern.lstrip("/"))
+        try:
+            regex = re.compile(r"\A" + body + r"\Z", re.DOTALL)
+        except re.error as exc:
+            raise ValueError(f"bad pattern {pattern!r}: {exc}") from None
+        return cls(pattern, regex, name_only)
 
     def match(self, rel_path: str) -> bool:
         target = rel_path.rsplit("/", 1)[-1] if self.name_only else rel_path
@@ -102,7 +110,7 @@ class Glob:
         if self.name_only:
             return self.match(rel_dir)
         if self.pattern.endswith("/**"):
-            return Glob.compile(self.pattern[:-3]).match(rel_dir)
+            return Glob.compile(self.pattern[:-3], name_only=False).match(rel_dir)
         return self.regex.match(rel_dir) is not None
 
 

@@ -32,7 +32,9 @@ class Context:
 
 
 def _ts(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1_000_000_000)
+    """Local time, truncated (not rounded) to the microsecond, as `ls` and `date` show it."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds).replace(microsecond=rest // 1000)
 
 
 def _base_dir(f: LocalFile) -> str:

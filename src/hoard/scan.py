@@ -44,7 +44,7 @@ class Source:
         base_abs = os.path.abspath(os.path.expanduser(base)) if base else None
         if base_abs is not None and not os.path.isdir(base_abs):
             raise SourceMissing(f"base folder {base} does not exist")
-        if has_glob(text):
+        if has_glob(text) and not os.path.lexists(text):
             root, rest = split_pattern(text)
             root = os.path.abspath(root)
             if not os.path.isdir(root):
@@ -52,10 +52,9 @@ class Source:
                     f"{root} (the folder pattern {spec} starts from) does not exist"
                 )
             try:
-                glob = Glob.compile(rest)
+                glob = Glob.compile(rest, name_only=False)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
-            glob = Glob(glob.pattern, glob.regex, name_only=False)
             if base_abs is not None:
                 _check_under(root, base_abs, spec)
                 return cls(root, base_abs, glob, base_given=True)
@@ -162,12 +161,12 @@ def _walk(
     yield from _walk_dir(src, src.root, filters, on_problem, follow, st, ancestors)
 
 
-def _sorted_entries(path: str) -> list[tuple[str, os.DirEntry[str]]]:
+def _sorted_entries(path: str, follow: bool) -> list[tuple[str, os.DirEntry[str]]]:
     with os.scandir(path) as it:
         entries = []
         for e in it:
             try:
-                is_dir = e.is_dir(follow_symlinks=False)
+                is_dir = e.is_dir(follow_symlinks=follow)
             except OSError:
                 is_dir = False
             # Sort as object keys sort: a folder's children come after "name/" (byte order).
@@ -186,7 +185,7 @@ def _walk_dir(
     ancestors: list[tuple[int, int]],
 ) -> Iterator[LocalFile]:
     try:
-        entries = _sorted_entries(path)
+        entries = _sorted_entries(path, follow)
     except OSError as exc:
         st.problems += 1
         on_problem(Problem(path, f"cannot read folder: {exc.strerror or exc}", fails=True))
