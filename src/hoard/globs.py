@@ -52,8 +52,7 @@ def _translate(pat: str, i: int = 0, in_brace: bool = False) -> tuple[str, int]:
                 out.append(re.escape(c))
                 i += 1
                 continue
-            body = "".join("\\" + ch if ch in "\\[]^" else ch
-                           for ch in pat[start:j] if ch != "/")
+            body = "".join("\\" + ch if ch in "\\[]^" else ch for ch in pat[start:j] if ch != "/")
             if not body:  # a class of nothing but "/" can never match inside a segment
                 out.append("(?!)")
             else:

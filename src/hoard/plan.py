@@ -76,8 +76,11 @@ class Plan:
         other = self.actions[first]
         if other.file.path == action.file.path or (
             other.kind is ActionKind.CONFLICT
-            and any(a.key == action.key and a.file.path == action.file.path
-                    for a in self.actions[first:] if a.kind is ActionKind.CONFLICT)
+            and any(
+                a.key == action.key and a.file.path == action.file.path
+                for a in self.actions[first:]
+                if a.kind is ActionKind.CONFLICT
+            )
         ):
             return  # the same file reached through two overlapping sources
         reason = f"conflict: {action.file.path} and {other.file.path} both render to this key"
