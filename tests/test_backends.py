@@ -16,6 +16,7 @@ from hoard.backends.localfs import LocalBackend
 from hoard.backends.memory import MemoryBackend
 from hoard.backends.registry import S3Options, open_backend, parse_remote
 from hoard.backends.s3 import S3Backend, part_size_for
+from hoard.backends.wrappers import RetryPolicy
 from hoard.errors import (
     BackendError,
     BucketNotFound,
@@ -195,7 +196,7 @@ def test_s3_unreachable_endpoint_fails_fast_and_clearly(tmp_path: Path) -> None:
 
     remote = parse_remote("s3://some-bucket/p")
     b = open_backend(remote, S3Options(endpoint_url=f"http://127.0.0.1:{free_port()}"),
-                     retries=2)
+                     RetryPolicy(attempts=2))
     started = time.monotonic()
     with pytest.raises(Unreachable) as err:
         list(b.list("p/"))

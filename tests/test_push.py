@@ -14,7 +14,7 @@ from hoard.backends.base import Backend
 from hoard.backends.localfs import LocalBackend
 from hoard.backends.memory import MemoryBackend
 from hoard.backends.s3 import S3Backend
-from hoard.backends.wrappers import Retrying
+from hoard.backends.wrappers import Retrying, RetryPolicy
 from hoard.catalog import Catalog
 from hoard.errors import KeyConflict, Transient, Unreachable
 from hoard.hashing import hash_file
@@ -64,8 +64,8 @@ def _keys(b: Backend) -> list[str]:
 def test_first_push_uploads_everything_and_records_it(tree: Path, remote: Backend,
                                                       catalog: Catalog) -> None:
     r = push(tree, remote, catalog)
-    assert r.counts() == {"scanned": 3, "uploaded": 3, "skipped": 0, "failed": 0,
-                          "bytes": 5 + 6 + 3000}
+    assert r.counts() == {"scanned": 3, "uploaded": 3, "resumed": 0, "skipped": 0,
+                          "failed": 0, "bytes": 5 + 6 + 3000}
     assert _keys(remote) == ["a.txt", "sub/b.txt", "sub/deep/c.bin"]
     obj = remote.stat("sub/b.txt")
     assert obj.metadata["hoard-hash"] == hash_file(str(tree / "sub/b.txt"))
@@ -248,7 +248,7 @@ def test_throttling_is_retried_until_it_passes(tree: Path, catalog: Catalog) -> 
 
     inner = MemoryBackend("throttled", faults=slow_down)
     delays: list[float] = []
-    b = Retrying(inner, attempts=4, sleep=delays.append)
+    b = Retrying(inner, RetryPolicy(attempts=4, sleep=delays.append))
     r = push(tree, b, catalog)
     assert r.failed == 0 and r.counts()["uploaded"] == 3
     assert b.retries == 6 and len(delays) == 6

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from hoard.errors import HoardError, UsageError
 from hoard.hashing import ALGORITHMS
 from hoard.keys import DEFAULT_TEMPLATE, VARIABLES, Template
 from hoard.push import PushSettings, run_push
-from hoard.units import parse_size
+from hoard.units import format_duration, parse_duration, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("hoard")
@@ -219,14 +220,12 @@ def push(
     if tier is not None and tier not in caps.tiers:
         raise UsageError(f"--tier {tier}: {remote.scheme} offers {', '.join(caps.tiers)}")
     Template.compile(template)
-    if multipart_threshold is not None or part_size is not None:
-        s3 = S3Options(
-            **{
-                **s3.__dict__,
-                "multipart_threshold_bytes": multipart_threshold or s3.multipart_threshold_bytes,
-                "part_bytes": part_size or s3.part_bytes,
-            }
-        )
+    s3 = replace(
+        s3,
+        workers=workers,
+        multipart_threshold_bytes=multipart_threshold or s3.multipart_threshold_bytes,
+        part_bytes=part_size or s3.part_bytes,
+    )
     settings = PushSettings(
         sources=sources,
         remote=to,
@@ -344,6 +343,75 @@ def tiers(url: str, as_json: bool) -> None:
         flags = " (default)" if t == caps.default_tier else ""
         flags += " (cold: thaw before reading)" if t in caps.cold_tiers else ""
         click.echo(f"{t:<20} {notes.get(t, '')}{flags}".rstrip())
+
+
+@main.command()
+@click.argument("url")
+@click.option(
+    "--older-than",
+    default="24h",
+    show_default=True,
+    metavar="AGE",
+    help="Only uploads started at least this long ago (30m, 24h, 7d).",
+)
+@click.option(
+    "--include-tracked", is_flag=True, help="Also abort uploads the catalog could still resume."
+)
+@click.option("--dry-run", is_flag=True, help="List what would be aborted; abort nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@s3_options
+@common
+def cleanup(
+    catalog: Catalog,
+    s3: S3Options,
+    url: str,
+    older_than: str,
+    include_tracked: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Abort unfinished multipart uploads under URL that hoard no longer tracks, so they stop
+    accruing storage charges. Uploads a later push can still resume are kept."""
+    from hoard.cleanup import plan_cleanup, run_cleanup
+
+    try:
+        age_ns = int(parse_duration(older_than) * 1e9)
+    except ValueError as exc:
+        raise UsageError(f"--older-than: {exc}") from None
+    remote = parse_remote(url)
+    backend = open_backend(remote, s3)
+    try:
+        prefix = remote.prefix + "/" if remote.prefix else ""
+        found = plan_cleanup(backend, catalog, prefix, age_ns, time.time_ns(), include_tracked)
+        if not found.supported:
+            click.echo(f"{remote.scheme} remotes keep no unfinished uploads; nothing to do")
+            return
+        aborted = 0 if dry_run else run_cleanup(backend, catalog, found)
+    finally:
+        backend.close()
+    verb = "would abort" if dry_run else "aborted"
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "dry_run": dry_run,
+                    "aborted": aborted,
+                    "abort": [u.__dict__ for u in found.abort],
+                    "kept_tracked": [u.__dict__ for u in found.tracked],
+                    "kept_recent": [u.__dict__ for u in found.recent],
+                },
+                indent=2,
+            )
+        )
+        return
+    now = time.time_ns()
+    for u in found.abort:
+        age = format_duration((now - u.initiated_ns) / 1e9)
+        click.echo(f"{verb:<12} {u.key}  (upload {u.upload_id[:16]}…, started {age} ago)")
+    click.echo(
+        f"{verb.replace(' ', '_')}={len(found.abort)} kept_tracked={len(found.tracked)} "
+        f"kept_recent={len(found.recent)}"
+    )
 
 
 @main.command()

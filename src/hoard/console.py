@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterable
 from datetime import datetime
 from types import TracebackType
@@ -35,9 +36,9 @@ class ConsoleReporter:
         self.quiet = quiet
         self.console = Console(file=err, highlight=False)
         show = progress if progress is not None else (err.isatty() and not quiet)
-        self.progress: Progress | None = None
+        self.progress_bar: Progress | None = None
         if show:
-            self.progress = Progress(
+            self.progress_bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 DownloadColumn(),
@@ -50,18 +51,20 @@ class ConsoleReporter:
         self._files_total = 0
         self._files_done = 0
         self._examined = 0
+        self._sent: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def __enter__(self) -> ConsoleReporter:
-        if self.progress is not None:
-            self.progress.start()
-            self._task = self.progress.add_task("planning: 0 files examined", total=None)
+        if self.progress_bar is not None:
+            self.progress_bar.start()
+            self._task = self.progress_bar.add_task("planning: 0 files examined", total=None)
         return self
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+        if self.progress_bar is not None:
+            self.progress_bar.stop()
 
     def problem(self, problem: Problem) -> None:
         level = logging.ERROR if problem.fails else logging.WARNING
@@ -74,20 +77,36 @@ class ConsoleReporter:
 
     def examined(self, action: Action) -> None:
         self._examined += 1
-        if self.progress is not None and self._examined % 64 == 0:
-            self.progress.update(
+        if self.progress_bar is not None and self._examined % 64 == 0:
+            self.progress_bar.update(
                 self._task, description=f"planning: {self._examined} files examined"
             )
 
     def planned(self, upload_files: int, upload_bytes: int) -> None:
         self._files_total = upload_files
-        if self.progress is not None:
-            self.progress.update(
+        if self.progress_bar is not None:
+            self.progress_bar.update(
                 self._task, total=upload_bytes, completed=0, description=self._files_label()
             )
 
     def _files_label(self) -> str:
         return f"uploading {self._files_done}/{self._files_total} files"
+
+    def progress(self, action: Action, sent_bytes: int) -> None:
+        with self._lock:
+            self._sent[action.key] = self._sent.get(action.key, 0) + sent_bytes
+        if self.progress_bar is not None:
+            self.progress_bar.update(self._task, advance=sent_bytes)
+
+    def resumed(self, action: Action, resumed_bytes: int) -> None:
+        message = (
+            f"resuming {action.file.path}: resumed {format_size(resumed_bytes)} of "
+            f"{format_size(action.file.size)} already on the store"
+        )
+        log.info("%s", message)
+        if not self.quiet:
+            self.console.print(message, markup=False, soft_wrap=True)
+        self.progress(action, resumed_bytes)
 
     def transferred(self, action: Action, ok: bool, bytes_sent: int, error: str) -> None:
         if ok:
@@ -99,16 +118,17 @@ class ConsoleReporter:
                     f"error: {action.file.path}: {error}", markup=False, soft_wrap=True
                 )
         self._files_done += 1
-        if self.progress is not None:
-            self.progress.update(
+        if self.progress_bar is not None:
+            self.progress_bar.update(
                 self._task, advance=action.file.size, description=self._files_label()
             )
 
 
 def summary_line(r: PushResult, elapsed_s: float) -> str:
     c = r.counts()
+    resumed = f" resumed={c['resumed']}" if c["resumed"] else ""
     line = (
-        f"scanned={c['scanned']} uploaded={c['uploaded']} skipped={c['skipped']} "
+        f"scanned={c['scanned']} uploaded={c['uploaded']}{resumed} skipped={c['skipped']} "
         f"failed={c['failed']} bytes={format_size(c['bytes'])} "
         f"elapsed={format_duration(elapsed_s)}"
     )

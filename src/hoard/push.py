@@ -82,6 +82,7 @@ class PushResult:
         return {
             "scanned": self.scan.files,
             "uploaded": self.transfer.uploaded,
+            "resumed": self.transfer.resumed,
             "skipped": self.skipped,
             "failed": self.failed,
             "bytes": self.transfer.bytes,

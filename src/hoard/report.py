@@ -12,6 +12,12 @@ class Reporter(Protocol):
     def problem(self, problem: Problem) -> None: ...
     def examined(self, action: Action) -> None: ...
     def planned(self, upload_files: int, upload_bytes: int) -> None: ...
+    def progress(self, action: Action, sent_bytes: int) -> None:
+        """Part of a file was stored (called from worker threads)."""
+
+    def resumed(self, action: Action, resumed_bytes: int) -> None:
+        """An interrupted upload continues; ``resumed_bytes`` were already stored."""
+
     def transferred(self, action: Action, ok: bool, bytes_sent: int, error: str) -> None: ...
 
 
@@ -26,6 +32,12 @@ class NullReporter:
         pass
 
     def planned(self, upload_files: int, upload_bytes: int) -> None:
+        pass
+
+    def progress(self, action: Action, sent_bytes: int) -> None:
+        pass
+
+    def resumed(self, action: Action, resumed_bytes: int) -> None:
         pass
 
     def transferred(self, action: Action, ok: bool, bytes_sent: int, error: str) -> None:

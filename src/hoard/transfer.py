@@ -33,6 +33,8 @@ class TransferStats:
     uploaded: int = 0
     failed: int = 0
     bytes: int = 0
+    resumed: int = 0
+    resumed_bytes: int = 0
     not_attempted: int = 0
     stopped_by: str = ""
     errors: list[str] = field(default_factory=list)
@@ -51,12 +53,25 @@ class _Result:
 
 
 def _upload(
-    backend: Backend, action: Action, attempt: int, tier: str | None, clock: Clock
+    backend: Backend,
+    catalog: Catalog,
+    reporter: Reporter,
+    action: Action,
+    attempt: int,
+    tier: str | None,
+    clock: Clock,
 ) -> _Result:
     started = clock()
     f = action.file
+    journal = catalog.journal(
+        backend.url,
+        action.key,
+        f,
+        on_part=lambda n: reporter.progress(action, n),
+        on_resume=lambda n: reporter.resumed(action, n),
+    )
     try:
-        put = backend.put(action.key, f.path, f.size, meta.for_file(f, action.hash), tier)
+        put = backend.put(action.key, f.path, f.size, meta.for_file(f, action.hash), tier, journal)
     except HoardError as exc:
         stops = isinstance(exc, BackendError) and exc.stops_run
         return _Result(action, attempt, started, clock(), error=str(exc), stops_run=stops)
@@ -90,7 +105,9 @@ def execute(
         while pending or inflight:
             while pending and not stats.stopped_by and len(inflight) < 2 * workers:
                 action, attempt = pending.popleft()
-                inflight[pool.submit(_upload, backend, action, attempt, tier, clock)] = action
+                inflight[
+                    pool.submit(_upload, backend, catalog, reporter, action, attempt, tier, clock)
+                ] = action
             if not inflight:
                 break
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
@@ -143,8 +160,11 @@ def _handle(
             )
         )
         stats.uploaded += 1
-        stats.bytes += a.file.size
-        reporter.transferred(a, True, a.file.size, "")
+        stats.bytes += a.file.size - r.put.resumed_bytes
+        if r.put.resumed_bytes:
+            stats.resumed += 1
+            stats.resumed_bytes += r.put.resumed_bytes
+        reporter.transferred(a, True, a.file.size - r.put.resumed_bytes, "")
         return None
     if r.changed and r.attempt == 1:
         retry = prepare(a)

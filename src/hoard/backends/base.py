@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from hoard.model import RemoteObject
 
@@ -37,20 +37,56 @@ class PutResult:
     etag: str
     tier: str
     parts: int = 1
+    #: bytes that were already on the store from an earlier, interrupted upload
+    resumed_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class PartRecord:
+    """One stored part of a multipart upload; ``checksum`` is what the store verified
+    (`md5:<base64>`), so re-hashing the local bytes proves the part still matches the file."""
+
+    number: int
+    size: int
+    etag: str
+    checksum: str
+
+
+@dataclass(frozen=True)
+class UploadState:
+    """An unfinished multipart upload of this key, as the journal last recorded it."""
+
+    upload_id: str
+    part_bytes: int
+    same_source: bool  # the file's size, mtime_ns and inode are what they were
+    parts: Mapping[int, PartRecord]
 
 
 class Journal(Protocol):
-    """Where a backend records the progress of a multipart upload so a crash can resume it.
+    """Where a backend records a multipart upload of one file as it goes, so that a crash at
+    any point can resume it. The catalog implements it (backends never import the catalog);
+    it is called from worker threads. A backend without multipart ignores it."""
 
-    The catalog implements it; backends never import the catalog. A backend without multipart
-    ignores it.
-    """
+    def previous(self) -> UploadState | None: ...
+    def started(self, upload_id: str, part_bytes: int) -> None: ...
+    def part_done(self, part: PartRecord) -> None: ...
+    def resumed(self, resumed_bytes: int) -> None: ...
+    def finished(self) -> None: ...
 
-    def started(self, key: str, upload_id: str, part_bytes: int) -> None: ...
-    def part_done(
-        self, key: str, upload_id: str, number: int, size: int, etag: str, checksum: str
-    ) -> None: ...
-    def finished(self, key: str, upload_id: str) -> None: ...
+
+@dataclass(frozen=True)
+class IncompleteUpload:
+    key: str
+    upload_id: str
+    initiated_ns: int
+
+
+@runtime_checkable
+class UploadCleanup(Protocol):
+    """Stores whose unfinished multipart uploads keep costing money until aborted."""
+
+    def incomplete_uploads(self, prefix: str) -> Iterator[IncompleteUpload]: ...
+    def abort_upload(self, key: str, upload_id: str) -> None: ...
 
 
 class Backend(abc.ABC):

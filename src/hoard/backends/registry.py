@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from hoard.backends.base import Backend, Capabilities
-from hoard.backends.wrappers import Retrying
+from hoard.backends.wrappers import Retrying, RetryPolicy
 from hoard.errors import RemoteUrlError
 from hoard.keys import validate_key
 
@@ -37,6 +37,7 @@ class S3Options:
     path_style: bool = False
     multipart_threshold_bytes: int = 64 << 20
     part_bytes: int = 16 << 20
+    workers: int = 8
 
 
 def parse_remote(url: str) -> Remote:
@@ -86,15 +87,18 @@ _MEMORY_STORES: dict[str, Backend] = {}
 
 
 def open_backend(
-    remote: Remote, s3_options: S3Options | None = None, retries: int = 6, create: bool = True
-) -> Retrying:
-    """A ready backend for ``remote``, wrapped with retries."""
-    inner: Backend
+    remote: Remote, s3_options: S3Options | None = None, policy: RetryPolicy | None = None
+) -> Backend:
+    """A ready backend for ``remote`` whose requests are retried under ``policy``.
+
+    S3 applies the policy to each request itself (so a failed part is retried alone); the
+    others are wrapped in ``Retrying``.
+    """
     if remote.scheme == "s3":
         from hoard.backends.s3 import S3Backend
 
         o = s3_options or S3Options()
-        inner = S3Backend(
+        return S3Backend(
             remote.store,
             endpoint_url=o.endpoint_url,
             profile=o.profile,
@@ -102,8 +106,11 @@ def open_backend(
             path_style=o.path_style,
             multipart_threshold_bytes=o.multipart_threshold_bytes,
             part_bytes=o.part_bytes,
+            workers=o.workers,
+            policy=policy,
         )
-    elif remote.scheme == "memory":
+    inner: Backend
+    if remote.scheme == "memory":
         from hoard.backends.memory import MemoryBackend
 
         inner = _MEMORY_STORES.setdefault(remote.store, MemoryBackend(remote.store))
@@ -111,4 +118,4 @@ def open_backend(
         from hoard.backends.localfs import LocalBackend
 
         inner = LocalBackend(remote.store)
-    return Retrying(inner, attempts=retries)
+    return Retrying(inner, policy)

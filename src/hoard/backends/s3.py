@@ -12,16 +12,27 @@ import base64
 import builtins
 import contextlib
 import hashlib
+import logging
 import math
+import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO, cast
 
 import boto3
 from botocore import exceptions as bexc
 from botocore.config import Config
 
-from hoard.backends.base import Backend, Capabilities, Journal, PutResult
+from hoard.backends.base import (
+    Backend,
+    Capabilities,
+    IncompleteUpload,
+    Journal,
+    PartRecord,
+    PutResult,
+)
+from hoard.backends.wrappers import AdaptiveLimit, RetryPolicy
 from hoard.errors import (
     BackendError,
     BucketNotFound,
@@ -34,6 +45,8 @@ from hoard.errors import (
     Unreachable,
 )
 from hoard.model import RemoteObject
+
+log = logging.getLogger("hoard.s3")
 
 MiB = 1 << 20
 STORAGE_CLASSES: dict[str, str] = {
@@ -140,6 +153,15 @@ def _md5_b64(data: bytes) -> str:
 
 
 class S3Backend(Backend):
+    """An S3 bucket. Every request goes through ``policy`` (retries, adaptive concurrency).
+
+    A file at least ``multipart_threshold_bytes`` big goes up in parts, ``workers`` at a time,
+    with at most ``2 * workers`` parts in memory. With a journal, each stored part is recorded
+    as it completes; a later put of the same key and unchanged file resumes the upload: it asks
+    the store which parts it holds (ListParts), re-hashes the local bytes of each recorded part,
+    and sends only what is missing or does not match.
+    """
+
     capabilities = CAPABILITIES
 
     def __init__(
@@ -152,6 +174,8 @@ class S3Backend(Backend):
         path_style: bool = False,
         multipart_threshold_bytes: int = 64 * MiB,
         part_bytes: int = 16 * MiB,
+        workers: int = 8,
+        policy: RetryPolicy | None = None,
         connect_timeout_s: float = 5,
         read_timeout_s: float = 60,
     ) -> None:
@@ -162,6 +186,8 @@ class S3Backend(Backend):
         self.region = region
         self.multipart_threshold_bytes = multipart_threshold_bytes
         self.part_bytes = part_bytes
+        self.workers = max(1, workers)
+        self.policy = policy or RetryPolicy(limit=AdaptiveLimit(2 * self.workers))
         self._config = Config(
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=connect_timeout_s,
@@ -174,16 +200,23 @@ class S3Backend(Backend):
         )
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._clients: list[Any] = []
+        self._clients: builtins.list[Any] = []
+        self._session: Any = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._part_slots = threading.BoundedSemaphore(2 * self.workers)
 
     def _client(self) -> Any:
+        """This thread's client. Clients are never shared across threads; they are made from
+        one session (which is not thread-safe, hence the lock) so the service model loads once."""
         client = getattr(self._local, "client", None)
         if client is None:
-            with self._lock:  # session creation reads shared files; keep it serial
-                try:
-                    session = boto3.session.Session(profile_name=self.profile)
-                except bexc.ProfileNotFound as exc:
-                    raise CredentialsRejected(str(exc)) from None
+            with self._lock:
+                if self._session is None:
+                    try:
+                        self._session = boto3.session.Session(profile_name=self.profile)
+                    except bexc.ProfileNotFound as exc:
+                        raise CredentialsRejected(str(exc)) from None
+                session = self._session
                 client = session.client(
                     "s3",
                     endpoint_url=self.endpoint_url,
@@ -195,10 +228,19 @@ class S3Backend(Backend):
         return client
 
     def _call(self, what: str, method: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self._client(), method)(Bucket=self.bucket, **kwargs)
-        except Exception as exc:
-            raise translate(exc, what) from None
+        def once() -> Any:
+            try:
+                return getattr(self._client(), method)(Bucket=self.bucket, **kwargs)
+            except Exception as exc:
+                raise translate(exc, what) from None
+
+        return self.policy.call(what, once)
+
+    def _parts_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="hoard-part")
+            return self._pool
 
     def put(
         self,
@@ -231,43 +273,47 @@ class S3Backend(Backend):
                     **extra,
                 )
                 return PutResult(etag=resp.get("ETag", "").strip('"'), tier=tier)
-            return self._multipart(key, fh, path, size, extra, tier, journal)
+            return self._multipart(key, fh.fileno(), path, size, extra, tier, journal)
 
     def _multipart(
         self,
         key: str,
-        fh: BinaryIO,
+        fd: int,
         path: str,
         size: int,
         extra: dict[str, Any],
         tier: str,
         journal: Journal | None,
     ) -> PutResult:
-        part_bytes = part_size_for(size, self.part_bytes)
-        upload_id = self._call(
-            f"starting upload of {key}", "create_multipart_upload", Key=key, **extra
-        )["UploadId"]
-        if journal is not None:
-            journal.started(key, upload_id, part_bytes)
-        parts = []
+        resumed = self._resume(key, fd, path, journal) if journal is not None else None
+        if resumed is None:
+            part_bytes = part_size_for(size, self.part_bytes)
+            upload_id = self._call(
+                f"starting upload of {key}", "create_multipart_upload", Key=key, **extra
+            )["UploadId"]
+            if journal is not None:
+                journal.started(upload_id, part_bytes)
+            done: dict[int, PartRecord] = {}
+        else:
+            upload_id, part_bytes, done = resumed
+            done = dict(done)
+            if journal is not None and done:
+                journal.resumed(sum(p.size for p in done.values()))
+        count = max(1, math.ceil(size / part_bytes))
         try:
-            number = 1
-            while chunk := _read(fh, part_bytes, path):
-                md5 = _md5_b64(chunk)
-                resp = self._call(
-                    f"uploading part {number} of {key}",
-                    "upload_part",
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=chunk,
-                    ContentMD5=md5,
+            done.update(
+                self._send_parts(
+                    key,
+                    upload_id,
+                    fd,
+                    path,
+                    size,
+                    part_bytes,
+                    [n for n in range(1, count + 1) if n not in done],
+                    journal,
                 )
-                etag = resp["ETag"]
-                parts.append({"PartNumber": number, "ETag": etag})
-                if journal is not None:
-                    journal.part_done(key, upload_id, number, len(chunk), etag, "md5:" + md5)
-                number += 1
+            )
+            parts = [{"PartNumber": n, "ETag": done[n].etag} for n in sorted(done)]
             resp = self._call(
                 f"completing upload of {key}",
                 "complete_multipart_upload",
@@ -277,14 +323,143 @@ class S3Backend(Backend):
             )
         except BaseException:
             if journal is None:
-                self._abort(key, upload_id)
+                self.abort_upload(key, upload_id)
             raise
         if journal is not None:
-            journal.finished(key, upload_id)
-        return PutResult(etag=resp.get("ETag", "").strip('"'), tier=tier, parts=len(parts))
+            journal.finished()
+        resumed_bytes = sum(p.size for p in resumed[2].values()) if resumed else 0
+        return PutResult(
+            etag=resp.get("ETag", "").strip('"'),
+            tier=tier,
+            parts=len(parts),
+            resumed_bytes=resumed_bytes,
+        )
 
-    def _abort(self, key: str, upload_id: str) -> None:
-        with contextlib.suppress(Exception):
+    def _resume(
+        self, key: str, fd: int, path: str, journal: Journal
+    ) -> tuple[str, int, dict[int, PartRecord]] | None:
+        """The upload to continue and its parts that still match the file, or None."""
+        state = journal.previous()
+        if state is None:
+            return None
+        if not state.same_source:
+            log.info("%s changed since its upload began; starting %s afresh", path, key)
+            self.abort_upload(key, state.upload_id)
+            journal.finished()
+            return None
+        try:
+            stored = self._list_parts(key, state.upload_id)
+        except NotFound:
+            log.info(
+                "the store no longer knows upload %s of %s; starting afresh", state.upload_id, key
+            )
+            journal.finished()
+            return None
+        done = {}
+        for n, rec in sorted(state.parts.items()):
+            if stored.get(n) != (rec.size, rec.etag):
+                continue
+            offset = (n - 1) * state.part_bytes
+            if "md5:" + _md5_b64(_pread(fd, rec.size, offset, path)) == rec.checksum:
+                done[n] = rec
+            else:
+                log.info("part %d of %s differs from the local bytes; sending it again", n, key)
+        return state.upload_id, state.part_bytes, done
+
+    def _list_parts(self, key: str, upload_id: str) -> dict[int, tuple[int, str]]:
+        parts: dict[int, tuple[int, str]] = {}
+        marker = 0
+        while True:
+            page = self._call(
+                f"listing parts of {key}",
+                "list_parts",
+                Key=key,
+                UploadId=upload_id,
+                PartNumberMarker=marker,
+                MaxParts=1000,
+            )
+            for p in page.get("Parts", []):
+                parts[int(p["PartNumber"])] = (int(p["Size"]), p["ETag"])
+            if not page.get("IsTruncated"):
+                return parts
+            marker = int(page["NextPartNumberMarker"])
+
+    def _send_parts(
+        self,
+        key: str,
+        upload_id: str,
+        fd: int,
+        path: str,
+        size: int,
+        part_bytes: int,
+        numbers: builtins.list[int],
+        journal: Journal | None,
+    ) -> dict[int, PartRecord]:
+        """Upload ``numbers`` in parallel; at most 2 x workers parts are in memory at once."""
+        futures: builtins.list[Future[PartRecord]] = []
+        try:
+            for n in numbers:
+                if any(f.done() and f.exception() for f in futures):
+                    break  # a part failed for good: stop reading more
+                offset = (n - 1) * part_bytes
+                length = min(part_bytes, size - offset)
+                self._part_slots.acquire()
+                try:
+                    data = _pread(fd, length, offset, path)
+                    if len(data) != length:
+                        raise SourceUnreadable(f"{path}: the file shrank while it was uploaded")
+                    fut = self._parts_pool().submit(
+                        self._send_part, key, upload_id, n, data, journal
+                    )
+                except BaseException:
+                    self._part_slots.release()
+                    raise
+                fut.add_done_callback(lambda _f: self._part_slots.release())
+                futures.append(fut)
+        finally:
+            wait(futures)
+        return {rec.number: rec for rec in (f.result() for f in futures)}
+
+    def _send_part(
+        self, key: str, upload_id: str, number: int, data: bytes, journal: Journal | None
+    ) -> PartRecord:
+        md5 = _md5_b64(data)
+        resp = self._call(
+            f"uploading part {number} of {key}",
+            "upload_part",
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ContentMD5=md5,
+        )
+        record = PartRecord(number, len(data), resp["ETag"], "md5:" + md5)
+        if journal is not None:
+            journal.part_done(record)
+        return record
+
+    def incomplete_uploads(self, prefix: str) -> Iterator[IncompleteUpload]:
+        markers: dict[str, str] = {}
+        while True:
+            page = self._call(
+                f"listing unfinished uploads under {prefix!r}",
+                "list_multipart_uploads",
+                Prefix=prefix,
+                **markers,
+            )
+            for u in page.get("Uploads", []):
+                yield IncompleteUpload(
+                    u["Key"], u["UploadId"], int(u["Initiated"].timestamp() * 1e9)
+                )
+            if not page.get("IsTruncated"):
+                return
+            markers = {
+                "KeyMarker": page["NextKeyMarker"],
+                "UploadIdMarker": page["NextUploadIdMarker"],
+            }
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        with contextlib.suppress(NotFound):
             self._call(
                 f"aborting upload of {key}", "abort_multipart_upload", Key=key, UploadId=upload_id
             )
@@ -377,9 +552,27 @@ class S3Backend(Backend):
 
     def close(self) -> None:
         with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
             for client in self._clients:
                 client.close()
             self._clients.clear()
+
+
+def _pread(fd: int, n: int, offset: int, path: str) -> bytes:
+    chunks = []
+    while n > 0:
+        try:
+            chunk = os.pread(fd, min(n, 64 * MiB), offset)
+        except OSError as exc:
+            raise SourceUnreadable(f"{path}: {exc.strerror or exc}") from None
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n -= len(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def _read(fh: BinaryIO, n: int, path: str) -> bytes:

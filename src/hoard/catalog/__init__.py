@@ -1,7 +1,8 @@
 """The local SQLite catalog: every job, file, object and transfer. The only module speaking SQL.
 
-One connection, used from one thread (the coordinating thread of a run); workers hand their
-results back to it. WAL mode, so readers (`hoard jobs` in another terminal) never block a run.
+One connection behind one lock: the coordinating thread records results, and upload workers
+journal multipart progress through the same writer as each part completes. WAL mode, so
+readers (`hoard jobs` in another terminal) never block a run.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from hoard import __version__
+from hoard.backends.base import PartRecord, UploadState
 from hoard.catalog.migrations import MIGRATIONS
 from hoard.errors import CatalogError
 from hoard.model import LocalFile
@@ -82,7 +86,10 @@ class Catalog:
         try:
             if path != ":memory:":
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._lock = threading.RLock()
+            self.db = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -100,69 +107,89 @@ class Catalog:
         for name, sql in MIGRATIONS:
             if name in done:
                 continue
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._tx() as db:
                 for statement in sql.split(";"):
                     if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute(
-                    "INSERT INTO migrations VALUES (?, CAST(strftime('%s','now') AS "
-                    "INTEGER) * 1000000000)",
-                    (name,),
+                        db.execute(statement)
+                db.execute(
+                    "INSERT INTO migrations VALUES (?, strftime('%s','now') * 1000000000)", (name,)
                 )
-                self.db.execute("COMMIT")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, serialised with every other use of the connection."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+            self.db.execute("COMMIT")
+
+    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.db.execute(sql, args).fetchall()
+
+    def _one(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Row | None:
+        with self._lock:
+            row: sqlite3.Row | None = self.db.execute(sql, args).fetchone()
+            return row
 
     def migrations(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT name FROM migrations ORDER BY name")]
+        return [r[0] for r in self._all("SELECT name FROM migrations ORDER BY name")]
 
     def close(self) -> None:
         self.db.close()
 
     # --- jobs -------------------------------------------------------------------------------
     def start_job(self, command: str, settings: Mapping[str, Any], started_ns: int) -> int:
-        cur = self.db.execute(
-            "INSERT INTO jobs (command, settings, hoard_version, pid, started_ns) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (command, json.dumps(settings, sort_keys=True), __version__, os.getpid(), started_ns),
-        )
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO jobs (command, settings, hoard_version, pid, started_ns) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    command,
+                    json.dumps(settings, sort_keys=True),
+                    __version__,
+                    os.getpid(),
+                    started_ns,
+                ),
+            )
         assert cur.lastrowid is not None
         return cur.lastrowid
 
     def finish_job(
         self, job_id: int, ended_ns: int, outcome: str, counts: Mapping[str, int]
     ) -> None:
-        self.db.execute(
-            "UPDATE jobs SET ended_ns=?, outcome=?, scanned=?, uploaded=?, skipped=?, failed=?, "
-            "bytes=? WHERE id=?",
-            (
-                ended_ns,
-                outcome,
-                counts.get("scanned", 0),
-                counts.get("uploaded", 0),
-                counts.get("skipped", 0),
-                counts.get("failed", 0),
-                counts.get("bytes", 0),
-                job_id,
-            ),
-        )
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET ended_ns=?, outcome=?, scanned=?, uploaded=?, skipped=?, "
+                "failed=?, bytes=? WHERE id=?",
+                (
+                    ended_ns,
+                    outcome,
+                    counts.get("scanned", 0),
+                    counts.get("uploaded", 0),
+                    counts.get("skipped", 0),
+                    counts.get("failed", 0),
+                    counts.get("bytes", 0),
+                    job_id,
+                ),
+            )
 
     def jobs(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
+        rows = self._all("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
         return [self._job_dict(r) for r in rows]
 
     def job(self, job_id: int) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        row = self._one("SELECT * FROM jobs WHERE id=?", (job_id,))
         if row is None:
             return None
         job = self._job_dict(row)
         job["transfers"] = [
             dict(r)
-            for r in self.db.execute(
-                "SELECT * FROM transfers WHERE job_id=? ORDER BY id", (job_id,)
-            )
+            for r in self._all("SELECT * FROM transfers WHERE job_id=? ORDER BY id", (job_id,))
         ]
         return job
 
@@ -176,22 +203,25 @@ class Catalog:
 
     # --- files and objects ------------------------------------------------------------------
     def file_record(self, path: str) -> FileRecord | None:
-        row = self.db.execute(
-            "SELECT path, size, mtime_ns, inode, hash FROM files WHERE path=?", (path,)
-        ).fetchone()
+        row = self._one("SELECT path, size, mtime_ns, inode, hash FROM files WHERE path=?", (path,))
         return FileRecord(*row) if row else None
 
     def object_record(self, remote: str, key: str) -> ObjectRecord | None:
-        row = self.db.execute(
+        row = self._one(
             "SELECT o.remote, o.key, o.size, o.hash, o.etag, o.tier, f.path FROM objects o "
             "LEFT JOIN files f ON f.id = o.file_id WHERE o.remote=? AND o.key=?",
             (remote, key),
-        ).fetchone()
+        )
         return ObjectRecord(*row) if row else None
 
     def remember_hash(self, f: LocalFile, hash_: str, seen_ns: int) -> int:
         """Record the file's identity and content hash; returns its id."""
-        row = self.db.execute(
+        with self._tx() as db:
+            return self._remember_hash(db, f, hash_, seen_ns)
+
+    @staticmethod
+    def _remember_hash(db: sqlite3.Connection, f: LocalFile, hash_: str, seen_ns: int) -> int:
+        row = db.execute(
             "INSERT INTO files (path, size, mtime_ns, inode, hash, seen_ns) VALUES (?,?,?,?,?,?) "
             "ON CONFLICT (path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, "
             "inode=excluded.inode, hash=excluded.hash, seen_ns=excluded.seen_ns RETURNING id",
@@ -213,19 +243,15 @@ class Catalog:
         seen_ns: int,
     ) -> None:
         """Record an object found on the remote with our hash (e.g. a catalog on a new machine)."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            file_id = self.remember_hash(f, hash_, seen_ns)
+        with self._tx() as db:
+            file_id = self._remember_hash(db, f, hash_, seen_ns)
             self._upsert_object(
-                remote, key, size, hash_, etag, tier, metadata, file_id, job_id, seen_ns
+                db, remote, key, size, hash_, etag, tier, metadata, file_id, job_id, seen_ns
             )
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
+    @staticmethod
     def _upsert_object(
-        self,
+        db: sqlite3.Connection,
         remote: str,
         key: str,
         size: int,
@@ -237,7 +263,7 @@ class Catalog:
         job_id: int,
         written_ns: int,
     ) -> None:
-        self.db.execute(
+        db.execute(
             "INSERT INTO objects (remote, key, size, hash, etag, tier, metadata, file_id, job_id, "
             "written_ns) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (remote, key) DO UPDATE SET "
             "size=excluded.size, hash=excluded.hash, etag=excluded.etag, tier=excluded.tier, "
@@ -259,12 +285,12 @@ class Catalog:
 
     def record(self, o: Outcome) -> None:
         """Record one transfer, and on success the file's hash and the object, atomically."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            file_id: int | None = None
+        with self._tx() as db:
+            file_id: int | None
             if o.outcome == "ok":
-                file_id = self.remember_hash(o.file, o.hash, o.ended_ns)
+                file_id = self._remember_hash(db, o.file, o.hash, o.ended_ns)
                 self._upsert_object(
+                    db,
                     o.remote,
                     o.key,
                     o.bytes,
@@ -277,11 +303,9 @@ class Catalog:
                     o.ended_ns,
                 )
             else:
-                row = self.db.execute(
-                    "SELECT id FROM files WHERE path=?", (o.file.path,)
-                ).fetchone()
+                row = db.execute("SELECT id FROM files WHERE path=?", (o.file.path,)).fetchone()
                 file_id = int(row[0]) if row else None
-            self.db.execute(
+            db.execute(
                 "INSERT INTO transfers (job_id, file_id, path, remote, key, action, reason, "
                 "bytes, hash, etag, tier, outcome, error, started_ns, ended_ns) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -303,17 +327,98 @@ class Catalog:
                     o.ended_ns,
                 ),
             )
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
     def history(self, path: str) -> list[dict[str, Any]]:
         """Every transfer of the file at ``path``, or of every file under the folder ``path``."""
         folder = path.rstrip("/") + "/"
-        rows = self.db.execute(
+        rows = self._all(
             "SELECT t.*, j.command FROM transfers t JOIN jobs j ON j.id = t.job_id "
             "WHERE t.path = ? OR (t.path >= ? AND t.path < ?) ORDER BY t.path, t.id",
             (path, folder, folder[:-1] + "0"),
         )
         return [dict(r) for r in rows]
+
+    # --- multipart uploads ------------------------------------------------------------------
+    def journal(
+        self,
+        remote: str,
+        key: str,
+        f: LocalFile,
+        on_part: Callable[[int], None] | None = None,
+        on_resume: Callable[[int], None] | None = None,
+    ) -> UploadJournal:
+        return UploadJournal(self, remote, key, f, on_part, on_resume)
+
+    def tracked_uploads(self, remote: str) -> dict[str, str]:
+        """upload id → key of every unfinished upload the catalog can still resume."""
+        rows = self._all("SELECT upload_id, key FROM uploads WHERE remote=?", (remote,))
+        return {r[0]: r[1] for r in rows}
+
+    def forget_upload(self, remote: str, key: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM uploads WHERE remote=? AND key=?", (remote, key))
+
+
+class UploadJournal:
+    """The catalog's side of ``hoard.backends.base.Journal`` for one file and key."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        remote: str,
+        key: str,
+        f: LocalFile,
+        on_part: Callable[[int], None] | None,
+        on_resume: Callable[[int], None] | None,
+    ) -> None:
+        self.catalog, self.remote, self.key, self.file = catalog, remote, key, f
+        self._on_part, self._on_resume = on_part, on_resume
+        self._id: int | None = None
+
+    def previous(self) -> UploadState | None:
+        c = self.catalog
+        row = c._one(
+            "SELECT id, upload_id, part_bytes, path, size, mtime_ns, inode FROM uploads "
+            "WHERE remote=? AND key=?",
+            (self.remote, self.key),
+        )
+        if row is None:
+            return None
+        self._id = int(row[0])
+        f = self.file
+        same = (row[3], row[4], row[5], row[6]) == (f.path, f.size, f.mtime_ns, f.inode)
+        parts = {
+            r[0]: PartRecord(r[0], r[1], r[2], r[3])
+            for r in c._all(
+                "SELECT number, size, etag, checksum FROM upload_parts WHERE upload=?", (row[0],)
+            )
+        }
+        return UploadState(row[1], int(row[2]), same, parts)
+
+    def started(self, upload_id: str, part_bytes: int) -> None:
+        f = self.file
+        with self.catalog._tx() as db:
+            db.execute("DELETE FROM uploads WHERE remote=? AND key=?", (self.remote, self.key))
+            cur = db.execute(
+                "INSERT INTO uploads (remote, key, upload_id, part_bytes, path, size, mtime_ns, "
+                "inode, started_ns) VALUES (?,?,?,?,?,?,?,?,strftime('%s','now') * 1000000000)",
+                (self.remote, self.key, upload_id, part_bytes, f.path, f.size, f.mtime_ns, f.inode),
+            )
+            self._id = cur.lastrowid
+
+    def part_done(self, part: PartRecord) -> None:
+        with self.catalog._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO upload_parts VALUES (?,?,?,?,?)",
+                (self._id, part.number, part.size, part.etag, part.checksum),
+            )
+        if self._on_part is not None:
+            self._on_part(part.size)
+
+    def resumed(self, resumed_bytes: int) -> None:
+        if self._on_resume is not None:
+            self._on_resume(resumed_bytes)
+
+    def finished(self) -> None:
+        self.catalog.forget_upload(self.remote, self.key)
+        self._id = None

@@ -67,3 +67,32 @@ CREATE INDEX transfers_by_job ON transfers (job_id);
 """,
     ),
 )
+
+MIGRATIONS += (
+    (
+        "0002_multipart_uploads",
+        """
+CREATE TABLE uploads (
+    id INTEGER PRIMARY KEY,
+    remote TEXT NOT NULL,
+    key TEXT NOT NULL,
+    upload_id TEXT NOT NULL,
+    part_bytes INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    started_ns INTEGER NOT NULL,
+    UNIQUE (remote, key)
+);
+CREATE TABLE upload_parts (
+    upload INTEGER NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    PRIMARY KEY (upload, number)
+);
+""",
+    ),
+)
