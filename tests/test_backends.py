@@ -257,3 +257,30 @@ def test_remote_urls() -> None:
             parse_remote(bad)
     with pytest.raises(InvalidKey):
         parse_remote("s3://bucket/../x")
+
+
+def test_copy_keeps_bytes_metadata_and_tier(backend: Backend, tmp_path: Path) -> None:
+    tier = backend.capabilities.tiers[-1] if backend.capabilities.scheme == "s3" else None
+    if tier in backend.capabilities.cold_tiers:
+        tier = "standard_ia"
+    _put(backend, "orig/a.txt", _file(tmp_path, b"copy me"), {"hoard-hash": "h1"}, tier)
+    backend.copy("orig/a.txt", "backup/2026/orig/a.txt")
+    copied = backend.stat("backup/2026/orig/a.txt")
+    assert _read(backend, "backup/2026/orig/a.txt") == b"copy me"
+    assert copied.metadata["hoard-hash"] == "h1"
+    assert copied.tier == backend.stat("orig/a.txt").tier
+    assert _read(backend, "orig/a.txt") == b"copy me"
+
+
+def test_conditional_delete_leaves_a_changed_object_alone(backend: Backend,
+                                                          tmp_path: Path) -> None:
+    _put(backend, "c/old", _file(tmp_path, b"one", "1"))
+    _put(backend, "c/same", _file(tmp_path, b"two", "2"))
+    seen = {o.key: o.etag for o in backend.list("c/")}
+    time.sleep(0.01)
+    _put(backend, "c/old", _file(tmp_path, b"changed after the listing", "3"))
+    kept = backend.delete(["c/old", "c/same", "c/never-existed"],
+                          if_match={**seen, "c/never-existed": "x"})
+    assert kept == ["c/old"]
+    assert [o.key for o in backend.list("c/")] == ["c/old"]
+    assert _read(backend, "c/old") == b"changed after the listing"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hoard.model import Action, ActionKind, LocalFile, RemoteObject
+from hoard.model import Action, ActionKind, Delete, LocalFile, RemoteObject
 from hoard.plan import Known, Plan, decide
 
 HASH = "1" * 64
@@ -198,6 +198,7 @@ def test_plan_totals() -> None:
     plan.add(upload("/s/c1", "c", size=5))
     plan.add(upload("/t/c1", "c", size=7))
     plan.fail(make_file("/s/f1", 3), "f1", "unreadable")
+    plan.deletes.append(Delete("gone", "extra: not in the source", RemoteObject("gone", 40)))
     assert plan.totals() == {
         "files": 6,
         "upload": 2,
@@ -205,6 +206,8 @@ def test_plan_totals() -> None:
         "conflict": 2,
         "fail": 1,
         "upload_bytes": 30,
+        "delete": 1,
+        "delete_bytes": 40,
     }
 
 
@@ -216,4 +219,6 @@ def test_empty_plan_totals_are_zero() -> None:
         "conflict": 0,
         "fail": 0,
         "upload_bytes": 0,
+        "delete": 0,
+        "delete_bytes": 0,
     }

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -16,12 +16,19 @@ import click
 import platformdirs
 
 from hoard import __version__, console
-from hoard.backends.registry import S3Options, capabilities_of, open_backend, parse_remote
+from hoard.backends.base import Backend
+from hoard.backends.registry import (
+    Remote,
+    S3Options,
+    capabilities_of,
+    open_backend,
+    parse_remote,
+)
 from hoard.catalog import Catalog
 from hoard.errors import HoardError, UsageError
 from hoard.hashing import ALGORITHMS
 from hoard.keys import DEFAULT_TEMPLATE, VARIABLES, Template
-from hoard.push import PushSettings, run_push
+from hoard.push import PushResult, PushSettings, run_push
 from hoard.units import format_duration, parse_duration, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -165,106 +172,260 @@ remote that refused or could not be reached, 4 for files rendering to the same k
 """
 
 
+@dataclass(frozen=True)
+class TransferOptions:
+    """The options `push` and `sync` share."""
+
+    template: str
+    tier: str | None
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    skip_name: tuple[str, ...]
+    skip_path: tuple[str, ...]
+    follow_symlinks: bool
+    hash_algorithm: str
+    workers: int
+    multipart_threshold: int | None
+    part_size: int | None
+    dry_run: bool
+    as_json: bool
+    quiet: bool
+
+
+def transfer_options(fn: F) -> F:
+    names = [f.name for f in fields(TransferOptions)]
+
+    @click.option(
+        "--template", default=DEFAULT_TEMPLATE, show_default=True, help="Key template (see below)."
+    )
+    @click.option("--tier", help="Storage tier (see `hoard tiers URL`).")
+    @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeat).")
+    @click.option(
+        "--exclude", multiple=True, metavar="GLOB", help="Leave out matching files/folders."
+    )
+    @click.option("--skip-name", multiple=True, metavar="NAME", help="Skip files/folders so named.")
+    @click.option("--skip-path", multiple=True, metavar="PATH", help="Skip this file or folder.")
+    @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks (loops are detected).")
+    @click.option(
+        "--hash",
+        "hash_algorithm",
+        type=click.Choice(ALGORITHMS),
+        default="blake3",
+        show_default=True,
+    )
+    @click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 256))
+    @click.option(
+        "--multipart-threshold",
+        callback=_size,
+        metavar="SIZE",
+        help="Upload files at least this big in parts [default: 64MiB].",
+    )
+    @click.option("--part-size", callback=_size, metavar="SIZE", help="Part size [default: 16MiB].")
+    @click.option(
+        "--dry-run", is_flag=True, help="Print every action with its reason; move nothing."
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @click.option("-q", "--quiet", is_flag=True, help="Only the summary line and errors.")
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        opts = TransferOptions(**{name: kwargs.pop(name) for name in names})
+        return fn(*args, opts=opts, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _prepare(
+    opts: TransferOptions, s3: S3Options, sources: tuple[str, ...], url: str, base: str | None
+) -> tuple[Remote, PushSettings, S3Options]:
+    remote = parse_remote(url)
+    caps = capabilities_of(remote)
+    if opts.tier is not None and opts.tier not in caps.tiers:
+        raise UsageError(f"--tier {opts.tier}: {remote.scheme} offers {', '.join(caps.tiers)}")
+    Template.compile(opts.template)
+    s3 = replace(
+        s3,
+        workers=opts.workers,
+        multipart_threshold_bytes=opts.multipart_threshold or s3.multipart_threshold_bytes,
+        part_bytes=opts.part_size or s3.part_bytes,
+    )
+    settings = PushSettings(
+        sources=sources,
+        remote=url,
+        prefix=remote.prefix,
+        base=base,
+        template=opts.template,
+        tier=opts.tier,
+        include=opts.include,
+        exclude=opts.exclude,
+        skip_names=opts.skip_name,
+        skip_paths=opts.skip_path,
+        follow_symlinks=opts.follow_symlinks,
+        hash_algorithm=opts.hash_algorithm,
+        workers=opts.workers,
+        dry_run=opts.dry_run,
+    )
+    return remote, settings, s3
+
+
+R = TypeVar("R", bound=PushResult)
+
+
+def _run(
+    opts: TransferOptions,
+    remote: Remote,
+    s3: S3Options,
+    job: Callable[[Backend, console.ConsoleReporter], R],
+) -> tuple[R, float]:
+    backend = open_backend(remote, s3)
+    t0 = time.monotonic()
+    try:
+        with console.ConsoleReporter(sys.stderr, quiet=opts.quiet or opts.as_json) as reporter:
+            result = job(backend, reporter)
+    finally:
+        backend.close()
+    return result, time.monotonic() - t0
+
+
+def _report_stop(result: PushResult) -> None:
+    if result.transfer.stopped_by:
+        click.echo(
+            f"error: stopped early: {result.transfer.stopped_by}; "
+            f"{result.transfer.not_attempted} files were not attempted. Everything "
+            "uploaded before is recorded; run the same command again to continue.",
+            err=True,
+        )
+
+
 @main.command(help=PUSH_HELP)
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--to", "to", required=True, metavar="URL", help="Remote: path, file:// or s3://.")
 @click.option("--base", metavar="DIR", help="Folder that {rel_path} and {base_dir} start from.")
-@click.option(
-    "--template", default=DEFAULT_TEMPLATE, show_default=True, help="Key template (see below)."
-)
-@click.option("--tier", help="Storage tier (see `hoard tiers URL`).")
-@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeat).")
-@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out matching files/folders.")
-@click.option("--skip-name", multiple=True, metavar="NAME", help="Skip files/folders so named.")
-@click.option("--skip-path", multiple=True, metavar="PATH", help="Skip this file or folder.")
-@click.option("--follow-symlinks", is_flag=True, help="Follow symlinks (loops are detected).")
-@click.option(
-    "--hash", "hash_algorithm", type=click.Choice(ALGORITHMS), default="blake3", show_default=True
-)
-@click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 256))
-@click.option(
-    "--multipart-threshold",
-    callback=_size,
-    metavar="SIZE",
-    help="Upload files at least this big in parts [default: 64MiB].",
-)
-@click.option("--part-size", callback=_size, metavar="SIZE", help="Part size [default: 16MiB].")
-@click.option("--dry-run", is_flag=True, help="Print every action with its reason; move nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="Only the summary line and errors.")
+@transfer_options
 @s3_options
 @common
 def push(
     catalog: Catalog,
     s3: S3Options,
+    opts: TransferOptions,
     sources: tuple[str, ...],
     to: str,
     base: str | None,
-    template: str,
-    tier: str | None,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    skip_name: tuple[str, ...],
-    skip_path: tuple[str, ...],
-    follow_symlinks: bool,
-    hash_algorithm: str,
-    workers: int,
-    multipart_threshold: int | None,
-    part_size: int | None,
-    dry_run: bool,
-    as_json: bool,
-    quiet: bool,
 ) -> None:
-    remote = parse_remote(to)
-    caps = capabilities_of(remote)
-    if tier is not None and tier not in caps.tiers:
-        raise UsageError(f"--tier {tier}: {remote.scheme} offers {', '.join(caps.tiers)}")
-    Template.compile(template)
-    s3 = replace(
-        s3,
-        workers=workers,
-        multipart_threshold_bytes=multipart_threshold or s3.multipart_threshold_bytes,
-        part_bytes=part_size or s3.part_bytes,
+    remote, settings, s3 = _prepare(opts, s3, sources, to, base)
+    result, elapsed = _run(
+        opts, remote, s3, lambda b, r: run_push(settings, b, catalog, r, time.time_ns)
     )
-    settings = PushSettings(
-        sources=sources,
-        remote=to,
-        prefix=remote.prefix,
-        base=base,
-        template=template,
-        tier=tier,
-        include=include,
-        exclude=exclude,
-        skip_names=skip_name,
-        skip_paths=skip_path,
-        follow_symlinks=follow_symlinks,
-        hash_algorithm=hash_algorithm,
-        workers=workers,
-        dry_run=dry_run,
-    )
-    backend = open_backend(remote, s3)
-    t0 = time.monotonic()
-    try:
-        with console.ConsoleReporter(sys.stderr, quiet=quiet or as_json) as reporter:
-            result = run_push(settings, backend, catalog, reporter, time.time_ns)
-    finally:
-        backend.close()
-    elapsed = time.monotonic() - t0
-    if as_json:
-        click.echo(console.push_json(result, elapsed, with_actions=dry_run))
+    if opts.as_json:
+        click.echo(console.push_json(result, elapsed, with_actions=opts.dry_run))
     else:
-        if dry_run:
-            console.print_plan(sys.stdout, result.plan.actions, result.plan.totals())
-        if result.transfer.stopped_by:
-            click.echo(
-                f"error: stopped early: {result.transfer.stopped_by}; "
-                f"{result.transfer.not_attempted} files were not attempted. Everything "
-                "uploaded before is recorded; run the same command again to continue.",
-                err=True,
-            )
+        if opts.dry_run:
+            console.print_plan(sys.stdout, result.plan)
+        _report_stop(result)
         click.echo(console.summary_line(result, elapsed))
     log.info("push %s: %s", result.outcome, console.summary_line(result, elapsed))
     sys.exit(1 if result.failed else 0)
+
+
+SYNC_HELP = """Mirror SOURCE (a folder) to URL: upload what is new or changed, and with --delete
+remove objects under the prefix that are no longer in the source.
+
+\b
+  hoard sync ~/Projects s3://bucket/projects            # extras are listed, never removed
+  hoard sync ~/Projects s3://bucket/projects --delete --dry-run
+  hoard sync ~/Projects s3://bucket/projects --delete --max-delete 50% --force
+
+Deletes happen last, and only when every guard agrees: no error in the scan, the listing or
+the uploads; the source is not empty, is on the same device as last time and has its
+--marker; at most --max-delete of the objects go (default 20%). Otherwise they are withheld
+and counted (exit status 6). A whole bucket (no prefix) must be named again with
+--delete-whole-bucket. An object that changed since it was listed is left alone.
+
+Options shared with `hoard push` work the same way; see `hoard push --help` for templates.
+"""
+
+
+@main.command(help=SYNC_HELP)
+@click.argument("source")
+@click.argument("url")
+@click.option("--base", metavar="DIR", help="Folder that {rel_path} and {base_dir} start from.")
+@click.option("--delete", is_flag=True, help="Delete extras (objects not in the source).")
+@click.option(
+    "--max-delete",
+    default="20%",
+    show_default=True,
+    metavar="N|P%",
+    help="Refuse to delete more than this share or number of the objects.",
+)
+@click.option("--force", is_flag=True, help="Delete even beyond --max-delete.")
+@click.option(
+    "--allow-empty-source",
+    is_flag=True,
+    help="Delete even if the source is empty, moved to another device or lacks its --marker.",
+)
+@click.option(
+    "--marker",
+    metavar="NAME",
+    help="A file that must exist at the source root for deletes to happen.",
+)
+@click.option(
+    "--backup-prefix",
+    metavar="PREFIX",
+    help="Move extras under PREFIX/<date>/ instead of deleting them.",
+)
+@click.option(
+    "--delete-whole-bucket",
+    metavar="BUCKET",
+    help="Allow --delete on a URL with no prefix by naming its bucket again.",
+)
+@transfer_options
+@s3_options
+@common
+def sync(
+    catalog: Catalog,
+    s3: S3Options,
+    opts: TransferOptions,
+    source: str,
+    url: str,
+    base: str | None,
+    delete: bool,
+    max_delete: str,
+    force: bool,
+    allow_empty_source: bool,
+    marker: str | None,
+    backup_prefix: str | None,
+    delete_whole_bucket: str | None,
+) -> None:
+    from hoard.sync import SyncSettings, run_sync
+
+    remote, push_settings, s3 = _prepare(opts, s3, (source,), url, base)
+    settings = SyncSettings(
+        push_settings,
+        remote.store,
+        delete=delete,
+        max_delete=max_delete,
+        force=force,
+        allow_empty_source=allow_empty_source,
+        marker=marker,
+        backup_prefix=backup_prefix,
+        delete_whole_bucket=delete_whole_bucket,
+    )
+    result, elapsed = _run(
+        opts, remote, s3, lambda b, r: run_sync(settings, b, catalog, r, time.time_ns)
+    )
+    withheld = bool(delete and result.refusals and result.plan.deletes)
+    if opts.as_json:
+        click.echo(console.sync_json(result, elapsed, with_actions=opts.dry_run))
+    else:
+        if opts.dry_run:
+            console.print_plan(sys.stdout, result.plan, deleting=delete)
+        elif not delete and result.plan.deletes:
+            console.print_extras(sys.stderr, result.plan.deletes)
+        for why in result.refusals if withheld else []:
+            click.echo(f"deletes withheld: {why}", err=True)
+        _report_stop(result)
+        click.echo(console.summary_line(result, elapsed))
+    log.info("sync %s: %s", result.outcome, console.summary_line(result, elapsed))
+    sys.exit(1 if result.failed else 6 if withheld else 0)
 
 
 @main.command()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TextIO
@@ -21,8 +20,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from hoard.model import Action, Problem
+from hoard.model import Action, Delete, Problem
+from hoard.plan import Plan
 from hoard.push import PushResult
+from hoard.sync import SyncResult
 from hoard.units import format_duration, format_size
 
 log = logging.getLogger("hoard")
@@ -129,9 +130,14 @@ def summary_line(r: PushResult, elapsed_s: float) -> str:
     resumed = f" resumed={c['resumed']}" if c["resumed"] else ""
     line = (
         f"scanned={c['scanned']} uploaded={c['uploaded']}{resumed} skipped={c['skipped']} "
-        f"failed={c['failed']} bytes={format_size(c['bytes'])} "
-        f"elapsed={format_duration(elapsed_s)}"
+        f"failed={c['failed']}"
     )
+    if isinstance(r, SyncResult):
+        if r.delete_requested:
+            line += f" deleted={r.deleted} delete_withheld={r.delete_withheld}"
+        elif r.extras:
+            line += f" extras={r.extras}"
+    line += f" bytes={format_size(c['bytes'])} elapsed={format_duration(elapsed_s)}"
     if r.warnings:
         line += f" warnings={r.warnings}"
     if r.job_id is not None:
@@ -139,7 +145,7 @@ def summary_line(r: PushResult, elapsed_s: float) -> str:
     return line
 
 
-def push_json(r: PushResult, elapsed_s: float, with_actions: bool) -> str:
+def _json_doc(r: PushResult, elapsed_s: float, with_actions: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {
         **r.counts(),
         "warnings": r.warnings,
@@ -166,18 +172,60 @@ def push_json(r: PushResult, elapsed_s: float, with_actions: bool) -> str:
             for a in r.plan.actions
         ]
         doc["totals"] = r.plan.totals()
+    return doc
+
+
+def push_json(r: PushResult, elapsed_s: float, with_actions: bool) -> str:
+    return json.dumps(_json_doc(r, elapsed_s, with_actions), indent=2)
+
+
+def sync_json(r: SyncResult, elapsed_s: float, with_actions: bool) -> str:
+    doc = _json_doc(r, elapsed_s, with_actions)
+    doc.update(
+        extras=r.extras,
+        delete_changed=r.delete_changed,
+        refusals=r.refusals,
+        early_deletion=r.early_deletion,
+        listing_error=r.listing_error or None,
+    )
+    if with_actions:
+        doc["plan"] += [
+            {
+                "action": "delete" if r.delete_requested else "extra",
+                "path": d.path,
+                "key": d.key,
+                "reason": d.reason,
+                "size": d.remote.size,
+            }
+            for d in r.plan.deletes
+        ]
     return json.dumps(doc, indent=2)
 
 
-def print_plan(out: TextIO, actions: Iterable[Action], totals: dict[str, int]) -> None:
-    for a in actions:
-        key = a.key or "-"
-        out.write(f"{a.kind.value:<8} {key}  <- {a.file.path}  ({a.reason})\n")
+def print_plan(out: TextIO, plan: Plan, deleting: bool = False) -> None:
+    for a in plan.actions:
+        out.write(f"{a.kind.value:<8} {a.key or '-'}  <- {a.file.path}  ({a.reason})\n")
+    word = "delete" if deleting else "extra"
+    for d in plan.deletes:
+        why = d.reason if deleting else f"{d.reason}; kept: --delete not given"
+        out.write(f"{word:<8} {d.key}  ({why})\n")
+    t = plan.totals()
+    deletes = ""
+    if plan.deletes:
+        verb = "to delete" if deleting else "extras kept"
+        deletes = f", {t['delete']} {verb} ({format_size(t['delete_bytes'])})"
     out.write(
-        f"plan: {totals['upload']} to upload ({format_size(totals['upload_bytes'])}), "
-        f"{totals['skip']} unchanged, {totals['conflict']} conflicts, "
-        f"{totals['fail']} failed; nothing was moved (dry run)\n"
+        f"plan: {t['upload']} to upload ({format_size(t['upload_bytes'])}), "
+        f"{t['skip']} unchanged{deletes}, {t['conflict']} conflicts, {t['fail']} failed; "
+        "nothing was moved (dry run)\n"
     )
+
+
+def print_extras(out: TextIO, deletes: list[Delete], limit: int = 20) -> None:
+    for d in deletes[:limit]:
+        out.write(f"extra: {d.key} is not in the source (kept: --delete not given)\n")
+    if len(deletes) > limit:
+        out.write(f"extra: … and {len(deletes) - limit} more\n")
 
 
 def _when(ns: int | None) -> str:

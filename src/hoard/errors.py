@@ -75,6 +75,10 @@ class BucketNotFound(NotFound):
     stops_run = True
 
 
+class ObjectChanged(BackendError):
+    """The object changed on the remote after it was listed, so it was left alone."""
+
+
 class DiskFull(BackendError):
     """The destination is out of space. Objects written before are complete and recorded;
     free space and run the same command again to continue."""

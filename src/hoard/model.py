@@ -74,6 +74,17 @@ class Action:
 
 
 @dataclass(frozen=True, slots=True)
+class Delete:
+    """An object under the mirrored prefix with no source file: removed by `sync --delete`.
+    ``path`` is the file it came from, where the catalog knows it."""
+
+    key: str
+    reason: str
+    remote: RemoteObject
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
     """A problem with one path that did not stop the run (a warning, or a failed file)."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from hoard.model import Action, ActionKind, LocalFile, Problem, RemoteObject
+from hoard.model import Action, ActionKind, Delete, LocalFile, Problem, RemoteObject
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class Plan:
     """Actions in scan order, with conflicts marked and problems kept for the report."""
 
     actions: list[Action] = field(default_factory=list)
+    deletes: list[Delete] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     _by_key: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -109,4 +110,6 @@ class Plan:
             "conflict": counts["conflict"],
             "fail": counts["fail"],
             "upload_bytes": upload_bytes,
+            "delete": len(self.deletes),
+            "delete_bytes": sum(d.remote.size for d in self.deletes),
         }

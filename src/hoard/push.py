@@ -151,25 +151,34 @@ def _with_hashes(
             yield (f, h, False) if h is not None else (f, fresh[f.path], True)
 
 
-def build_plan(
+@dataclass(frozen=True)
+class Examined:
+    """A scanned file with its content hash and rendered key."""
+
+    file: LocalFile
+    key: str
+    hash: str
+    hashed: bool  # read this run (not taken from the catalog)
+
+
+def examine(
     s: PushSettings,
-    backend: Backend,
     catalog: Catalog,
     reporter: Reporter,
     now: datetime,
     stats: ScanStats,
-) -> Plan:
-    """Scan, hash where needed, render keys and decide. Moves nothing, writes nothing."""
+    plan: Plan,
+) -> Iterator[Examined]:
+    """Scan the sources, hash what the catalog cannot vouch for, render keys. A file that
+    cannot be read or keyed becomes a FAIL action in ``plan`` and a reported problem."""
     template = Template.compile(s.template)
     sources = [Source.parse(src, s.base) for src in s.sources]
     filters = Filters.build(s.include, s.exclude, s.skip_names, s.skip_paths)
-    plan = Plan()
 
     def on_problem(p: Problem) -> None:
         plan.problems.append(p)
         reporter.problem(p)
 
-    remote_index = _RemoteIndex(backend, s.prefix)
     files = scan(sources, filters, on_problem, s.follow_symlinks, stats)
     with ThreadPoolExecutor(
         max_workers=max(1, min(s.workers, 8)), thread_name_prefix="hoard-hash"
@@ -185,12 +194,75 @@ def build_plan(
                 plan.fail(f, "", str(exc))
                 on_problem(Problem(f.path, str(exc)))
                 continue
-            rec = catalog.object_record(backend.url, key)
-            known = Known(rec.size, rec.hash, "catalog") if rec else remote_index.known(key)
-            action = decide(f, key, h, known, hashed)
-            plan.add(action)
-            reporter.examined(action)
+            yield Examined(f, key, h, hashed)
+
+
+def build_plan(
+    s: PushSettings,
+    backend: Backend,
+    catalog: Catalog,
+    reporter: Reporter,
+    now: datetime,
+    stats: ScanStats,
+) -> Plan:
+    """Scan, hash where needed, render keys and decide. Moves nothing, writes nothing."""
+    plan = Plan()
+    remote_index = _RemoteIndex(backend, s.prefix)
+    for e in examine(s, catalog, reporter, now, stats, plan):
+        rec = catalog.object_record(backend.url, e.key)
+        known = Known(rec.size, rec.hash, "catalog") if rec else remote_index.known(e.key)
+        action = decide(e.file, e.key, e.hash, known, e.hashed)
+        plan.add(action)
+        reporter.examined(action)
     return plan
+
+
+def refuse_conflicts(plan: Plan) -> None:
+    if plan.conflicts:
+        first = plan.conflicts[0]
+        raise KeyConflict(
+            f"{len(plan.conflicts)} files share keys, e.g. {first.key!r}: "
+            f"{first.reason.removeprefix('conflict: ')}"
+        )
+
+
+def upload_phase(
+    plan: Plan,
+    s: PushSettings,
+    backend: Backend,
+    catalog: Catalog,
+    job_id: int,
+    reporter: Reporter,
+    clock: Clock,
+    now: datetime,
+) -> TransferStats:
+    """Record what the plan learned about skipped files, then execute its uploads."""
+    for a in plan.actions:
+        if a.kind is ActionKind.SKIP and a.adopt is not None:
+            o = a.adopt
+            catalog.adopt_object(
+                job_id,
+                backend.url,
+                a.key,
+                a.file,
+                a.hash,
+                o.size,
+                o.etag,
+                o.tier,
+                o.metadata,
+                clock(),
+            )
+        elif a.kind is ActionKind.SKIP and a.hashed:
+            catalog.remember_hash(a.file, a.hash, clock())
+    totals = plan.totals()
+    reporter.planned(totals["upload"], totals["upload_bytes"])
+    template = Template.compile(s.template)
+
+    def prepare(a: Action) -> Action | None:
+        return _prepare_again(a, s, template, now, backend)
+
+    uploads = (a for a in plan.actions if a.kind is ActionKind.UPLOAD)
+    return execute(uploads, backend, catalog, job_id, s.tier, s.workers, reporter, clock, prepare)
 
 
 def run_push(
@@ -202,57 +274,28 @@ def run_push(
     stats = ScanStats()
     plan = build_plan(s, backend, catalog, reporter, now, stats)
     result = PushResult(plan, stats)
-    if plan.conflicts:
-        first = plan.conflicts[0]
-        raise KeyConflict(
-            f"{len(plan.conflicts)} files share keys, e.g. {first.key!r}: "
-            f"{first.reason.removeprefix('conflict: ')}"
-        )
-    totals = plan.totals()
-    result.skipped = totals["skip"]
+    refuse_conflicts(plan)
+    result.skipped = plan.totals()["skip"]
     if s.dry_run:
         result.outcome = "dry-run"
         return result
     job_id = catalog.start_job("push", s.snapshot(), started)
     result.job_id = job_id
-    template = Template.compile(s.template)
     try:
-        for a in plan.actions:
-            if a.kind is ActionKind.SKIP and a.adopt is not None:
-                o = a.adopt
-                catalog.adopt_object(
-                    job_id,
-                    backend.url,
-                    a.key,
-                    a.file,
-                    a.hash,
-                    o.size,
-                    o.etag,
-                    o.tier,
-                    o.metadata,
-                    clock(),
-                )
-            elif a.kind is ActionKind.SKIP and a.hashed:
-                catalog.remember_hash(a.file, a.hash, clock())
-        reporter.planned(totals["upload"], totals["upload_bytes"])
-
-        def prepare(a: Action) -> Action | None:
-            return _prepare_again(a, s, template, now, backend)
-
-        uploads = (a for a in plan.actions if a.kind is ActionKind.UPLOAD)
-        result.transfer = execute(
-            uploads, backend, catalog, job_id, s.tier, s.workers, reporter, clock, prepare
-        )
+        result.transfer = upload_phase(plan, s, backend, catalog, job_id, reporter, clock, now)
     except BaseException:
         result.outcome = "interrupted"
         catalog.finish_job(job_id, clock(), result.outcome, result.counts())
         raise
-    if result.transfer.stopped_by:
-        result.outcome = "aborted"
-    elif result.failed:
-        result.outcome = "failed"
+    result.outcome = outcome_of(result)
     catalog.finish_job(job_id, clock(), result.outcome, result.counts())
     return result
+
+
+def outcome_of(result: PushResult) -> str:
+    if result.transfer.stopped_by:
+        return "aborted"
+    return "failed" if result.failed else "ok"
 
 
 def _prepare_again(

@@ -9,6 +9,7 @@ A backend instance may be used from several threads: it keeps per-thread SDK cli
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -30,6 +31,8 @@ class Capabilities:
     max_parts: int = 0
     max_object_bytes: int = 0
     tier_notes: Mapping[str, str] | None = None
+    #: days an object of a tier is billed for at least, even when deleted sooner
+    min_storage_days: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,17 @@ class Backend(abc.ABC):
         Metadata is filled only where ``capabilities.listing_has_metadata``."""
 
     @abc.abstractmethod
-    def delete(self, keys: Iterable[str]) -> None:
-        """Remove objects; keys that do not exist are not an error."""
+    def delete(
+        self, keys: Iterable[str], if_match: Mapping[str, str] | None = None
+    ) -> builtins.list[str]:
+        """Remove objects; keys that do not exist are not an error. With ``if_match`` (key →
+        the etag a listing showed), an object that changed since is left alone where the store
+        can check (S3: If-Match); returns the keys left alone that way."""
+
+    @abc.abstractmethod
+    def copy(self, src: str, dest: str) -> None:
+        """Copy an object inside the store, keeping its metadata and tier; raises NotWarm for a
+        frozen object."""
 
     def thaw(self, keys: Iterable[str], days: int, speed: str) -> None:  # noqa: B027
         """Start restores from archive tiers. A store without cold tiers has nothing to do."""

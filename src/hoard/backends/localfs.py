@@ -7,6 +7,7 @@ is flushed, then renamed into place, so a crash never leaves a partial object un
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import io
@@ -165,8 +166,19 @@ class LocalBackend(Backend):
                     modified_ns=st.st_mtime_ns,
                 )
 
-    def delete(self, keys: Iterable[str]) -> None:
+    def delete(
+        self, keys: Iterable[str], if_match: Mapping[str, str] | None = None
+    ) -> builtins.list[str]:
+        kept = []
         for key in keys:
+            if if_match and key in if_match:
+                try:
+                    current = _etag(os.stat(self._path(key)))
+                except FileNotFoundError:
+                    continue
+                if current != if_match[key]:
+                    kept.append(key)
+                    continue
             for path in (self._path(key), self._meta_path(key)):
                 try:
                     os.unlink(path)
@@ -175,6 +187,19 @@ class LocalBackend(Backend):
                 except OSError as exc:
                     raise _translate(exc, f"deleting {key}") from None
                 self._prune(os.path.dirname(path))
+        return kept
+
+    def copy(self, src: str, dest: str) -> None:
+        meta, tier = self._read_meta(src)
+        try:
+            _atomic_copy(self._path(src), self._path(dest))
+            _atomic_write(
+                self._meta_path(dest), json.dumps({"metadata": meta, "tier": tier}).encode()
+            )
+        except SourceUnreadable as exc:
+            raise NotFound(f"copying {src}: {exc}") from None
+        except OSError as exc:
+            raise _translate(exc, f"copying {src} to {dest}") from None
 
     def _prune(self, folder: str) -> None:
         stop = (self.root, os.path.join(self.root, META_DIR))

@@ -6,6 +6,7 @@ hoard error (e.g. ``Transient("SlowDown")``) to simulate a misbehaving store.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import io
 import threading
@@ -113,11 +114,27 @@ class MemoryBackend(Backend):
             if stored is not None:
                 yield stored.info
 
-    def delete(self, keys: Iterable[str]) -> None:
+    def delete(
+        self, keys: Iterable[str], if_match: Mapping[str, str] | None = None
+    ) -> builtins.list[str]:
+        kept = []
         for key in keys:
             self._op("delete", key)
             with self._lock:
+                stored = self.objects.get(key)
+                if stored and if_match and key in if_match and stored.info.etag != if_match[key]:
+                    kept.append(key)
+                    continue
                 self.objects.pop(key, None)
+        return kept
+
+    def copy(self, src: str, dest: str) -> None:
+        self._op("copy", src)
+        stored = self._get(src)
+        if not stored.info.warm:
+            raise NotWarm(f"{src} is in the {stored.info.tier} tier")
+        with self._lock:
+            self.objects[dest] = _Stored(stored.data, replace(stored.info, key=dest))
 
     def thaw(self, keys: Iterable[str], days: int, speed: str) -> None:
         for key in keys:

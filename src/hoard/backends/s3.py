@@ -39,6 +39,7 @@ from hoard.errors import (
     CredentialsRejected,
     NotFound,
     NotWarm,
+    ObjectChanged,
     PermissionDenied,
     SourceUnreadable,
     Transient,
@@ -69,6 +70,13 @@ TIER_NOTES = {
     "glacier": "archive; must be thawed (minutes to hours) before reading; 90-day minimum",
     "deep_archive": "cheapest archive; thaw takes 12-48 hours; 180-day minimum",
 }
+MIN_STORAGE_DAYS = {
+    "standard_ia": 30,
+    "onezone_ia": 30,
+    "glacier_ir": 90,
+    "glacier": 90,
+    "deep_archive": 180,
+}
 MAX_PARTS = 10_000
 MIN_PART_BYTES = 5 * MiB
 CAPABILITIES = Capabilities(
@@ -82,6 +90,7 @@ CAPABILITIES = Capabilities(
     max_parts=MAX_PARTS,
     max_object_bytes=5 * (1 << 40),
     tier_notes=TIER_NOTES,
+    min_storage_days=MIN_STORAGE_DAYS,
 )
 _THROTTLE = {
     "SlowDown",
@@ -120,6 +129,8 @@ def translate(exc: Exception, what: str) -> Exception:
             return CredentialsRejected(detail)
         if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
             return PermissionDenied(detail)
+        if code in ("PreconditionFailed", "412"):
+            return ObjectChanged(detail)
         if code == "InvalidObjectState":
             return NotWarm(detail)
         if code in _THROTTLE or status in (429, 500, 502, 503, 504):
@@ -204,6 +215,7 @@ class S3Backend(Backend):
         self._session: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self._part_slots = threading.BoundedSemaphore(2 * self.workers)
+        self.list_page_size = 1000
 
     def _client(self) -> Any:
         """This thread's client. Clients are never shared across threads; they are made from
@@ -490,7 +502,7 @@ class S3Backend(Backend):
     def list(self, prefix: str = "") -> Iterator[RemoteObject]:
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"Prefix": prefix, "MaxKeys": 1000}
+            kwargs: dict[str, Any] = {"Prefix": prefix, "MaxKeys": self.list_page_size}
             if token:
                 kwargs["ContinuationToken"] = token
             page = self._call(f"listing s3://{self.bucket}/{prefix}", "list_objects_v2", **kwargs)
@@ -510,15 +522,78 @@ class S3Backend(Backend):
                 return
             token = page["NextContinuationToken"]
 
-    def delete(self, keys: Iterable[str]) -> None:
+    def delete(
+        self, keys: Iterable[str], if_match: Mapping[str, str] | None = None
+    ) -> builtins.list[str]:
+        """Unconditional deletes go 1,000 to a request; conditional ones one by one with
+        If-Match (DeleteObjects' per-key ETag is not honoured by every store)."""
         batch: builtins.list[str] = []
+        kept: builtins.list[str] = []
         for key in keys:
+            if if_match and key in if_match:
+                try:
+                    self._call(f"deleting {key}", "delete_object", Key=key, IfMatch=if_match[key])
+                except ObjectChanged:
+                    kept.append(key)
+                except NotFound:
+                    pass
+                continue
             batch.append(key)
             if len(batch) == 1000:
                 self._delete_batch(batch)
                 batch = []
         if batch:
             self._delete_batch(batch)
+        return kept
+
+    def copy(self, src: str, dest: str) -> None:
+        """Server-side copy keeping metadata and storage class; in 1 GiB ranges above 5 GiB."""
+        head = self._call(f"checking {src}", "head_object", Key=src)
+        storage = head.get("StorageClass", "STANDARD")
+        source = {"Bucket": self.bucket, "Key": src}
+        size = int(head["ContentLength"])
+        if size <= 5 * (1 << 30):
+            self._call(
+                f"copying {src}",
+                "copy_object",
+                Key=dest,
+                CopySource=source,
+                MetadataDirective="COPY",
+                StorageClass=storage,
+            )
+            return
+        upload_id = self._call(
+            f"starting copy of {src}",
+            "create_multipart_upload",
+            Key=dest,
+            Metadata=head.get("Metadata", {}),
+            StorageClass=storage,
+        )["UploadId"]
+        try:
+            parts = []
+            step = 1 << 30
+            for number, start in enumerate(range(0, size, step), 1):
+                end = min(size, start + step) - 1
+                resp = self._call(
+                    f"copying part {number} of {src}",
+                    "upload_part_copy",
+                    Key=dest,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={start}-{end}",
+                )
+                parts.append({"PartNumber": number, "ETag": resp["CopyPartResult"]["ETag"]})
+            self._call(
+                f"completing copy of {src}",
+                "complete_multipart_upload",
+                Key=dest,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            self.abort_upload(dest, upload_id)
+            raise
 
     def _delete_batch(self, keys: Sequence[str]) -> None:
         resp = self._call(

@@ -8,6 +8,7 @@ failed part is retried alone instead of restarting a 100 GB file).
 
 from __future__ import annotations
 
+import builtins
 import logging
 import random
 import threading
@@ -161,9 +162,14 @@ class Retrying(Backend):
                     raise
                 self.policy.backoff(f"listing of {prefix!r}", attempt, exc)
 
-    def delete(self, keys: Iterable[str]) -> None:
+    def delete(
+        self, keys: Iterable[str], if_match: Mapping[str, str] | None = None
+    ) -> builtins.list[str]:
         todo = list(keys)
-        self.policy.call("delete", lambda: self.inner.delete(todo))
+        return self.policy.call("delete", lambda: self.inner.delete(todo, if_match))
+
+    def copy(self, src: str, dest: str) -> None:
+        self.policy.call(f"copy of {src}", lambda: self.inner.copy(src, dest))
 
     def thaw(self, keys: Iterable[str], days: int, speed: str) -> None:
         todo = list(keys)

@@ -338,6 +338,61 @@ class Catalog:
         )
         return [dict(r) for r in rows]
 
+    def record_delete(
+        self,
+        job_id: int,
+        remote: str,
+        key: str,
+        path: str,
+        reason: str,
+        outcome: str,
+        size: int,
+        started_ns: int,
+        ended_ns: int,
+        error: str = "",
+    ) -> None:
+        """Record a delete (or a delete that was refused) as a transfer of the job; a done
+        delete also drops the object from the catalog."""
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
+            db.execute(
+                "INSERT INTO transfers (job_id, file_id, path, remote, key, action, reason, "
+                "bytes, outcome, error, started_ns, ended_ns) "
+                "VALUES (?,?,?,?,?,'delete',?,?,?,?,?,?)",
+                (
+                    job_id,
+                    row[0] if row else None,
+                    path,
+                    remote,
+                    key,
+                    reason,
+                    size,
+                    outcome,
+                    error or None,
+                    started_ns,
+                    ended_ns,
+                ),
+            )
+            if outcome == "ok":
+                db.execute("DELETE FROM objects WHERE remote=? AND key=?", (remote, key))
+
+    def source_device(self, remote: str, prefix: str, source: str) -> int | None:
+        """The device id the source root had at the last completed sync to this prefix."""
+        row = self._one(
+            "SELECT dev FROM sync_sources WHERE remote=? AND prefix=? AND source=?",
+            (remote, prefix, source),
+        )
+        return int(row[0]) if row else None
+
+    def remember_source_device(
+        self, remote: str, prefix: str, source: str, dev: int, seen_ns: int
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO sync_sources VALUES (?,?,?,?,?)",
+                (remote, prefix, source, dev, seen_ns),
+            )
+
     # --- multipart uploads ------------------------------------------------------------------
     def journal(
         self,

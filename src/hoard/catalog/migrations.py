@@ -96,3 +96,19 @@ CREATE TABLE upload_parts (
 """,
     ),
 )
+
+MIGRATIONS += (
+    (
+        "0003_sync_sources",
+        """
+CREATE TABLE sync_sources (
+    remote TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    source TEXT NOT NULL,
+    dev INTEGER NOT NULL,
+    seen_ns INTEGER NOT NULL,
+    PRIMARY KEY (remote, prefix, source)
+);
+""",
+    ),
+)
