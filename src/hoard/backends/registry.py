@@ -68,6 +68,16 @@ def parse_remote(url: str) -> Remote:
     raise RemoteUrlError(f"{url}: unknown scheme {scheme!r}; supported: {', '.join(SCHEMES)}")
 
 
+def remote_of_store(store_url: str) -> tuple[Remote, str | None]:
+    """The Remote for a store as the catalog names it (``Backend.url``), and its endpoint."""
+    parts = urlsplit(store_url)
+    endpoint = None
+    if parts.query.startswith("endpoint="):
+        endpoint = parts.query.removeprefix("endpoint=")
+        store_url = store_url.split("?", 1)[0]
+    return parse_remote(store_url), endpoint
+
+
 def capabilities_of(remote: Remote) -> Capabilities:
     """What a backend offers, known without contacting it."""
     if remote.scheme == "s3":

@@ -48,6 +48,33 @@ class ObjectRecord:
 
 
 @dataclass(frozen=True)
+class StoredObject:
+    """An object as the catalog recorded it, with the metadata it was written with."""
+
+    remote: str
+    key: str
+    size: int
+    hash: str | None
+    etag: str
+    tier: str
+    metadata: dict[str, str]
+    path: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> StoredObject:
+        return cls(
+            row[0],
+            row[1],
+            int(row[2]),
+            row[3],
+            row[4] or "",
+            row[5] or "standard",
+            json.loads(row[6] or "{}"),
+            row[7],
+        )
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What happened to one planned transfer, handed to ``Catalog.record``."""
 
@@ -392,6 +419,146 @@ class Catalog:
                 "INSERT OR REPLACE INTO sync_sources VALUES (?,?,?,?,?)",
                 (remote, prefix, source, dev, seen_ns),
             )
+
+    # --- restore ----------------------------------------------------------------------------
+    _OBJECT_COLUMNS = (
+        "SELECT o.remote, o.key, o.size, o.hash, o.etag, o.tier, o.metadata, "
+        "f.path FROM objects o LEFT JOIN files f ON f.id = o.file_id "
+    )
+
+    def objects_under(self, remote: str, prefix: str) -> list[StoredObject]:
+        """Objects the catalog knows under ``prefix`` of ``remote``, sorted by key."""
+        rows = self._all(
+            self._OBJECT_COLUMNS + "WHERE o.remote=? AND o.key >= ? AND o.key < ? ORDER BY o.key",
+            (remote, prefix, prefix + "\U0010ffff"),
+        )
+        return [StoredObject.from_row(r) for r in rows]
+
+    def objects_for_path(self, path: str) -> list[StoredObject]:
+        """Objects archived from the file ``path`` or from files under the folder ``path``."""
+        folder = path.rstrip("/") + "/"
+        rows = self._all(
+            self._OBJECT_COLUMNS + "WHERE f.path = ? OR (f.path >= ? AND f.path < ?) "
+            "ORDER BY o.remote, o.key",
+            (path, folder, folder[:-1] + "0"),
+        )
+        return [StoredObject.from_row(r) for r in rows]
+
+    def objects_of_job(self, job_id: int) -> list[StoredObject]:
+        """The objects a job uploaded (as they stand now)."""
+        rows = self._all(
+            self._OBJECT_COLUMNS + "JOIN transfers t ON t.remote = o.remote AND "
+            "t.key = o.key WHERE t.job_id = ? AND t.outcome = 'ok' AND "
+            "t.action = 'upload' GROUP BY o.id ORDER BY o.remote, o.key",
+            (job_id,),
+        )
+        return [StoredObject.from_row(r) for r in rows]
+
+    def object_details(self, remote: str, key: str) -> StoredObject | None:
+        row = self._one(self._OBJECT_COLUMNS + "WHERE o.remote=? AND o.key=?", (remote, key))
+        return StoredObject.from_row(row) if row else None
+
+    def record_thaw(
+        self, remote: str, key: str, speed: str, days: int, requested_ns: int, expires_ns: int
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO thaws VALUES (?,?,?,?,?,?,NULL)",
+                (remote, key, speed, days, requested_ns, expires_ns),
+            )
+
+    def thaw_ready(self, remote: str, key: str, ready_ns: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE thaws SET ready_ns=? WHERE remote=? AND key=? AND ready_ns IS NULL",
+                (ready_ns, remote, key),
+            )
+
+    def thaws(self, remote: str | None = None) -> list[dict[str, Any]]:
+        if remote is None:
+            rows = self._all("SELECT * FROM thaws ORDER BY requested_ns, key")
+        else:
+            rows = self._all("SELECT * FROM thaws WHERE remote=? ORDER BY key", (remote,))
+        return [dict(r) for r in rows]
+
+    def forget_thaw(self, remote: str, key: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM thaws WHERE remote=? AND key=?", (remote, key))
+
+    def restored(self, target: str) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM restores WHERE target=?", (target,))
+        return dict(row) if row else None
+
+    def record_restore(
+        self,
+        job_id: int,
+        target: str,
+        remote: str,
+        key: str,
+        size: int,
+        mtime_ns: int,
+        inode: int,
+        hash_: str | None,
+        reason: str,
+        started_ns: int,
+        ended_ns: int,
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO restores VALUES (?,?,?,?,?,?,?,?)",
+                (target, remote, key, size, mtime_ns, inode, hash_, ended_ns),
+            )
+            db.execute(
+                "INSERT INTO transfers (job_id, path, remote, key, action, reason, bytes, hash, "
+                "outcome, started_ns, ended_ns) VALUES (?,?,?,?,'download',?,?,?,'ok',?,?)",
+                (job_id, target, remote, key, reason, size, hash_, started_ns, ended_ns),
+            )
+
+    def record_failure(
+        self,
+        job_id: int,
+        path: str,
+        remote: str,
+        key: str,
+        action: str,
+        reason: str,
+        error: str,
+        started_ns: int,
+        ended_ns: int,
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO transfers (job_id, path, remote, key, action, reason, outcome, "
+                "error, started_ns, ended_ns) VALUES (?,?,?,?,?,?,'failed',?,?,?)",
+                (job_id, path, remote, key, action, reason, error, started_ns, ended_ns),
+            )
+
+    def import_object(
+        self,
+        remote: str,
+        key: str,
+        size: int,
+        hash_: str,
+        etag: str,
+        tier: str,
+        metadata: Mapping[str, str],
+        path: str,
+        mtime_ns: int,
+        seen_ns: int,
+    ) -> None:
+        """Record an object (and the file it came from) read back from the remote's metadata,
+        as `hoard catalog rebuild` does. The inode is unknown (0), so the next push re-hashes
+        the file once before trusting it."""
+        with self._tx() as db:
+            row = db.execute(
+                "INSERT INTO files (path, size, mtime_ns, inode, hash, seen_ns) "
+                "VALUES (?,?,?,0,?,?) ON CONFLICT (path) DO UPDATE SET seen_ns=excluded.seen_ns "
+                "RETURNING id",
+                (path, size, mtime_ns, hash_, seen_ns),
+            ).fetchone()
+            self._upsert_object(
+                db, remote, key, size, hash_, etag, tier, metadata, int(row[0]), None, seen_ns
+            )  # type: ignore[arg-type]
 
     # --- multipart uploads ------------------------------------------------------------------
     def journal(

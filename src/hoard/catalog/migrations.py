@@ -112,3 +112,32 @@ CREATE TABLE sync_sources (
 """,
     ),
 )
+
+MIGRATIONS += (
+    (
+        "0004_restore",
+        """
+CREATE TABLE thaws (
+    remote TEXT NOT NULL,
+    key TEXT NOT NULL,
+    speed TEXT NOT NULL,
+    days INTEGER NOT NULL,
+    requested_ns INTEGER NOT NULL,
+    expires_ns INTEGER NOT NULL,
+    ready_ns INTEGER,
+    PRIMARY KEY (remote, key)
+);
+CREATE TABLE restores (
+    target TEXT PRIMARY KEY,
+    remote TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    hash TEXT,
+    restored_ns INTEGER NOT NULL
+);
+CREATE INDEX objects_by_job ON objects (job_id);
+""",
+    ),
+)
