@@ -287,7 +287,7 @@ class Catalog:
         tier: str,
         metadata: Mapping[str, str],
         file_id: int,
-        job_id: int,
+        job_id: int | None,
         written_ns: int,
     ) -> None:
         db.execute(
@@ -558,7 +558,7 @@ class Catalog:
             ).fetchone()
             self._upsert_object(
                 db, remote, key, size, hash_, etag, tier, metadata, int(row[0]), None, seen_ns
-            )  # type: ignore[arg-type]
+            )
 
     # --- multipart uploads ------------------------------------------------------------------
     def journal(
