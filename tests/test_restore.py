@@ -269,3 +269,24 @@ def test_restore_needs_a_selection_and_a_destination(env: dict[str, str]) -> Non
     assert hoard("restore", "--to", "/tmp/x", env=env).returncode == 2
     r = hoard("restore", "s3://b/x", "--path", "/y", "--to", "/tmp/x", env=env)
     assert r.returncode == 2 and "choose what to restore" in r.stderr
+
+
+def test_thaw_status_tells_pending_ready_and_expired_apart(tmp_path: Path) -> None:
+    from hoard.backends.memory import MemoryBackend
+    from hoard.catalog import Catalog
+    from hoard.restore import thaw_status
+
+    store = MemoryBackend("thaws")
+    src = tmp_path / "f"
+    src.write_bytes(b"x")
+    for key in ("ready", "pending", "expired"):
+        store.put(key, str(src), 1, {}, "archive")
+    store.thaw(["ready"], 1, "bulk")
+    store.finish_thaws()
+    now = 10**18
+    catalog = Catalog(str(tmp_path / "c.sqlite"))
+    catalog.record_thaw(store.url, "ready", "bulk", 1, now - 5, now + 10**12)
+    catalog.record_thaw(store.url, "pending", "standard", 1, now - 5, now + 10**12)
+    catalog.record_thaw(store.url, "expired", "bulk", 1, now - 10**12, now - 1)
+    states = {t["key"]: t["state"] for t in thaw_status(catalog, lambda s: store, now)}
+    assert states == {"ready": "ready", "pending": "pending", "expired": "expired"}
