@@ -119,3 +119,22 @@ class CatalogError(HoardError):
     """The catalog database cannot be used. Use --catalog to point at another file."""
 
     exit_code = 5
+
+
+class ConfigError(UsageError):
+    """The configuration file (hoard.toml) is not valid; nothing was run. The message names the
+    file, the line or key, and what is expected; `hoard init` writes a commented example."""
+
+
+class CatalogBusy(HoardError):
+    """Another hoard process is writing this catalog, and only one run at a time may. Wait for
+    it to finish (`--wait-lock SECONDS` waits for you), or use another --catalog."""
+
+    exit_code = 8
+
+
+class Interrupted(HoardError):
+    """hoard was asked to stop (SIGTERM or Ctrl-C) and stopped between files. Everything
+    finished before is recorded; run the same command again to continue."""
+
+    exit_code = 130

@@ -8,6 +8,7 @@ exactly that plan.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -18,7 +19,7 @@ from typing import Any
 from hoard import metadata as meta
 from hoard.backends.base import Backend
 from hoard.catalog import Catalog
-from hoard.errors import InvalidKey, KeyConflict, NotFound, TemplateError
+from hoard.errors import Interrupted, InvalidKey, KeyConflict, NotFound, TemplateError
 from hoard.hashing import hash_file, split_hash
 from hoard.keys import Context, Template, join_key
 from hoard.model import Action, ActionKind, LocalFile, Problem, RemoteObject
@@ -49,6 +50,11 @@ class PushSettings:
     hash_algorithm: str = "blake3"
     workers: int = 8
     dry_run: bool = False
+    #: A base per source (workflows); empty: ``base`` for every source.
+    bases: tuple[str | None, ...] = ()
+
+    def source_base(self, index: int) -> str | None:
+        return self.bases[index] if self.bases else self.base
 
     def snapshot(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,11 +174,13 @@ def examine(
     now: datetime,
     stats: ScanStats,
     plan: Plan,
+    stop: threading.Event | None = None,
 ) -> Iterator[Examined]:
     """Scan the sources, hash what the catalog cannot vouch for, render keys. A file that
-    cannot be read or keyed becomes a FAIL action in ``plan`` and a reported problem."""
+    cannot be read or keyed becomes a FAIL action in ``plan`` and a reported problem. When
+    ``stop`` is set, raise Interrupted before the next file."""
     template = Template.compile(s.template)
-    sources = [Source.parse(src, s.base) for src in s.sources]
+    sources = [Source.parse(src, s.source_base(i)) for i, src in enumerate(s.sources)]
     filters = Filters.build(s.include, s.exclude, s.skip_names, s.skip_paths)
 
     def on_problem(p: Problem) -> None:
@@ -184,6 +192,8 @@ def examine(
         max_workers=max(1, min(s.workers, 8)), thread_name_prefix="hoard-hash"
     ) as pool:
         for f, h, hashed in _with_hashes(files, catalog, s.hash_algorithm, pool):
+            if stop is not None and stop.is_set():
+                raise Interrupted(f"stopped while planning, before {f.path}")
             if isinstance(h, Problem):
                 plan.fail(f, "", h.message)
                 on_problem(h)
@@ -204,11 +214,12 @@ def build_plan(
     reporter: Reporter,
     now: datetime,
     stats: ScanStats,
+    stop: threading.Event | None = None,
 ) -> Plan:
     """Scan, hash where needed, render keys and decide. Moves nothing, writes nothing."""
     plan = Plan()
     remote_index = _RemoteIndex(backend, s.prefix)
-    for e in examine(s, catalog, reporter, now, stats, plan):
+    for e in examine(s, catalog, reporter, now, stats, plan, stop):
         rec = catalog.object_record(backend.url, e.key)
         known = Known(rec.size, rec.hash, "catalog") if rec else remote_index.known(e.key)
         action = decide(e.file, e.key, e.hash, known, e.hashed)
@@ -235,8 +246,10 @@ def upload_phase(
     reporter: Reporter,
     clock: Clock,
     now: datetime,
+    stop: threading.Event | None = None,
 ) -> TransferStats:
-    """Record what the plan learned about skipped files, then execute its uploads."""
+    """Record what the plan learned about skipped files, then execute its uploads (no new
+    file starts once ``stop`` is set)."""
     for a in plan.actions:
         if a.kind is ActionKind.SKIP and a.adopt is not None:
             o = a.adopt
@@ -262,27 +275,41 @@ def upload_phase(
         return _prepare_again(a, s, template, now, backend)
 
     uploads = (a for a in plan.actions if a.kind is ActionKind.UPLOAD)
-    return execute(uploads, backend, catalog, job_id, s.tier, s.workers, reporter, clock, prepare)
+    return execute(
+        uploads, backend, catalog, job_id, s.tier, s.workers, reporter, clock, prepare, stop
+    )
 
 
 def run_push(
-    s: PushSettings, backend: Backend, catalog: Catalog, reporter: Reporter, clock: Clock
+    s: PushSettings,
+    backend: Backend,
+    catalog: Catalog,
+    reporter: Reporter,
+    clock: Clock,
+    job_id: int | None = None,
+    stop: threading.Event | None = None,
 ) -> PushResult:
-    """Plan, then (unless dry-run) record a job and execute exactly that plan."""
+    """Plan, then (unless dry-run) record a job and execute exactly that plan.
+
+    ``job_id``: a job the caller recorded already (a workflow records its snapshot before it
+    plans); otherwise the push records its own. ``stop``: set it to stop between files."""
     started = clock()
     now = datetime.fromtimestamp(started / 1e9)
     stats = ScanStats()
-    plan = build_plan(s, backend, catalog, reporter, now, stats)
+    plan = build_plan(s, backend, catalog, reporter, now, stats, stop)
     result = PushResult(plan, stats)
     refuse_conflicts(plan)
     result.skipped = plan.totals()["skip"]
     if s.dry_run:
         result.outcome = "dry-run"
         return result
-    job_id = catalog.start_job("push", s.snapshot(), started)
+    if job_id is None:
+        job_id = catalog.start_job("push", s.snapshot(), started)
     result.job_id = job_id
     try:
-        result.transfer = upload_phase(plan, s, backend, catalog, job_id, reporter, clock, now)
+        result.transfer = upload_phase(
+            plan, s, backend, catalog, job_id, reporter, clock, now, stop
+        )
     except BaseException:
         result.outcome = "interrupted"
         catalog.finish_job(job_id, clock(), result.outcome, result.counts())
@@ -293,6 +320,8 @@ def run_push(
 
 
 def outcome_of(result: PushResult) -> str:
+    if result.transfer.interrupted:
+        return "interrupted"
     if result.transfer.stopped_by:
         return "aborted"
     return "failed" if result.failed else "ok"

@@ -11,6 +11,7 @@ counted.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -106,11 +107,12 @@ def build_sync_plan(
     reporter: Reporter,
     now: datetime,
     stats: ScanStats,
+    stop: threading.Event | None = None,
 ) -> tuple[Plan, int, str]:
     """The mirror plan, the number of objects under the prefix, and a listing error (if any)."""
     plan = Plan()
     source_side = sorted(
-        ((e.key, e) for e in examine(s.push, catalog, reporter, now, stats, plan)),
+        ((e.key, e) for e in examine(s.push, catalog, reporter, now, stats, plan, stop)),
         key=lambda pair: pair[0],
     )
     failed = ListingFailed()
@@ -182,9 +184,16 @@ def early_deletion_notes(deletes: list[Delete], backend: Backend, now_ns: int) -
 
 
 def run_sync(
-    s: SyncSettings, backend: Backend, catalog: Catalog, reporter: Reporter, clock: Clock
+    s: SyncSettings,
+    backend: Backend,
+    catalog: Catalog,
+    reporter: Reporter,
+    clock: Clock,
+    job_id: int | None = None,
+    stop: threading.Event | None = None,
 ) -> SyncResult:
-    """Plan the mirror; unless dry-run, upload, then delete extras if every guard agrees."""
+    """Plan the mirror; unless dry-run, upload, then delete extras if every guard agrees.
+    ``job_id`` and ``stop`` as for ``run_push``; a stopped sync deletes nothing."""
     push = s.push
     limit = MaxDelete.parse(s.max_delete)
     prefix = _prefix_of(push)
@@ -198,7 +207,7 @@ def run_sync(
             f"--delete on the whole bucket {s.store!r} (no prefix) could empty "
             f"it; name it again with --delete-whole-bucket {s.store} to go on"
         )
-    source = Source.parse(push.sources[0], push.base)
+    source = Source.parse(push.sources[0], push.source_base(0))
     device_now = os.stat(source.root).st_dev
     device_last = catalog.source_device(backend.url, prefix, source.root)
     marker_present = s.marker is None or os.path.exists(os.path.join(source.root, s.marker))
@@ -206,7 +215,9 @@ def run_sync(
     started = clock()
     now = datetime.fromtimestamp(started / 1e9)
     stats = ScanStats()
-    plan, remote_total, listing_error = build_sync_plan(s, backend, catalog, reporter, now, stats)
+    plan, remote_total, listing_error = build_sync_plan(
+        s, backend, catalog, reporter, now, stats, stop
+    )
     refuse_conflicts(plan)
     result = SyncResult(plan, stats, listing_error=listing_error, delete_requested=s.delete)
     result.skipped = plan.totals()["skip"]
@@ -240,13 +251,20 @@ def run_sync(
             result.delete_withheld = len(plan.deletes)
         return result
 
-    job_id = catalog.start_job("sync", s.snapshot(), started)
+    if job_id is None:
+        job_id = catalog.start_job("sync", s.snapshot(), started)
     result.job_id = job_id
     try:
-        result.transfer = upload_phase(plan, push, backend, catalog, job_id, reporter, clock, now)
+        result.transfer = upload_phase(
+            plan, push, backend, catalog, job_id, reporter, clock, now, stop
+        )
         if s.delete and plan.deletes:
+            stopped = ("the run was stopped before every file was uploaded",)
             result.refusals = refusals(
-                facts(tuple(result.transfer.errors)), limit, s.force, s.allow_empty_source
+                facts(tuple(result.transfer.errors) + (stopped if stop and stop.is_set() else ())),
+                limit,
+                s.force,
+                s.allow_empty_source,
             )
             if result.refusals:
                 result.delete_withheld = len(plan.deletes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -37,6 +38,8 @@ class TransferStats:
     resumed_bytes: int = 0
     not_attempted: int = 0
     stopped_by: str = ""
+    #: Asked to stop (SIGTERM): files in flight were finished, the rest not started.
+    interrupted: bool = False
     errors: list[str] = field(default_factory=list)
 
 
@@ -96,13 +99,21 @@ def execute(
     reporter: Reporter,
     clock: Clock,
     prepare: Prepare,
+    stop: threading.Event | None = None,
 ) -> TransferStats:
+    """Upload each action; once ``stop`` is set no new file starts, files in flight finish."""
     stats = TransferStats()
     pending: deque[tuple[Action, int]] = deque((a, 1) for a in uploads)
     inflight: dict[Future[_Result], Action] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hoard-upload")
     try:
         while pending or inflight:
+            if stop is not None and stop.is_set() and not stats.stopped_by:
+                for fut in [f for f in inflight if f.cancel()]:  # queued, not started
+                    pending.append((inflight.pop(fut), 1))
+                if pending:
+                    stats.interrupted = True
+                    stats.stopped_by = "asked to stop"
             while pending and not stats.stopped_by and len(inflight) < 2 * workers:
                 action, attempt = pending.popleft()
                 inflight[
