@@ -170,17 +170,24 @@ class Catalog:
         self.db.close()
 
     # --- jobs -------------------------------------------------------------------------------
-    def start_job(self, command: str, settings: Mapping[str, Any], started_ns: int) -> int:
+    def start_job(
+        self,
+        command: str,
+        settings: Mapping[str, Any],
+        started_ns: int,
+        workflow: str | None = None,
+    ) -> int:
         with self._tx() as db:
             cur = db.execute(
-                "INSERT INTO jobs (command, settings, hoard_version, pid, started_ns) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (command, settings, hoard_version, pid, started_ns, workflow) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     command,
                     json.dumps(settings, sort_keys=True),
                     __version__,
                     os.getpid(),
                     started_ns,
+                    workflow,
                 ),
             )
         assert cur.lastrowid is not None
@@ -204,6 +211,51 @@ class Catalog:
                     job_id,
                 ),
             )
+
+    def end_job(self, job_id: int, ended_ns: int, outcome: str, error: str) -> None:
+        """Record why a job ended early (an error before or around its transfers). A job
+        whose run already recorded its own end keeps that outcome; the error is added."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET error=?, ended_ns=COALESCE(ended_ns, ?), outcome=CASE outcome "
+                "WHEN 'running' THEN ? ELSE outcome END WHERE id=?",
+                (error, ended_ns, outcome, job_id),
+            )
+
+    def last_workflow_jobs(self) -> dict[str, dict[str, Any]]:
+        """The latest job of each workflow, by workflow name."""
+        rows = self._all(
+            "SELECT * FROM jobs WHERE id IN "
+            "(SELECT MAX(id) FROM jobs WHERE workflow IS NOT NULL GROUP BY workflow)"
+        )
+        return {r["workflow"]: self._job_dict(r) for r in rows}
+
+    def last_started(self, workflow: str) -> int | None:
+        """When the latest job of ``workflow`` started (ns), or None if it never ran."""
+        row = self._one("SELECT MAX(started_ns) FROM jobs WHERE workflow=?", (workflow,))
+        return None if row is None or row[0] is None else int(row[0])
+
+    def running_job(self, pid: int) -> dict[str, Any] | None:
+        """The job process ``pid`` is running, if it recorded one."""
+        row = self._one(
+            "SELECT * FROM jobs WHERE pid=? AND outcome='running' ORDER BY id DESC LIMIT 1",
+            (pid,),
+        )
+        return None if row is None else self._job_dict(row)
+
+    def interrupt_orphans(self, ended_ns: int) -> list[int]:
+        """Mark jobs still 'running' whose process is gone as interrupted (call it while
+        holding the catalog lock, when no other writer can be running)."""
+        rows = self._all("SELECT id, pid FROM jobs WHERE outcome='running'")
+        orphans = [int(r["id"]) for r in rows if not _pid_alive(r["pid"])]
+        if orphans:
+            with self._tx() as db:
+                db.executemany(
+                    "UPDATE jobs SET outcome='interrupted', ended_ns=?, error=COALESCE(error, ?) "
+                    "WHERE id=? AND outcome='running'",
+                    [(ended_ns, "the process ended without recording the end", i) for i in orphans],
+                )
+        return orphans
 
     def jobs(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self._all("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))

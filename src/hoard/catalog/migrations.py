@@ -141,3 +141,14 @@ CREATE INDEX objects_by_job ON objects (job_id);
 """,
     ),
 )
+
+MIGRATIONS += (
+    (
+        "0005_workflow_jobs",
+        """
+ALTER TABLE jobs ADD COLUMN workflow TEXT;
+ALTER TABLE jobs ADD COLUMN error TEXT;
+CREATE INDEX jobs_by_workflow ON jobs (workflow, id);
+""",
+    ),
+)
