@@ -14,9 +14,8 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import click
-import platformdirs
 
-from hoard import __version__, console
+from hoard import __version__, cli_workflows, console
 from hoard.backends.base import Backend
 from hoard.backends.registry import (
     Remote,
@@ -27,6 +26,7 @@ from hoard.backends.registry import (
     remote_of_store,
 )
 from hoard.catalog import Catalog
+from hoard.cli_common import common, hold, s3_options, wait_lock_option
 from hoard.errors import HoardError, UsageError
 from hoard.hashing import ALGORITHMS
 from hoard.keys import DEFAULT_TEMPLATE, VARIABLES, Template
@@ -38,102 +38,6 @@ from hoard.units import format_duration, parse_duration, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("hoard")
-
-
-def data_dir() -> str:
-    return platformdirs.user_data_dir("hoard", appauthor=False)
-
-
-def default_catalog() -> str:
-    return os.path.join(data_dir(), "catalog.sqlite")
-
-
-def _setup_logging(log_file: str | None, level: str) -> None:
-    path = log_file or os.path.join(data_dir(), "hoard.log")
-    root = logging.getLogger("hoard")
-    root.setLevel(level.upper())
-    for h in list(root.handlers):
-        root.removeHandler(h)
-        h.close()
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
-    except OSError as exc:
-        click.echo(f"warning: cannot write the log file {path}: {exc.strerror}", err=True)
-        handler = logging.NullHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.propagate = False
-
-
-def common(fn: F) -> F:
-    """--catalog, --log-file and --log-level on every command that touches the catalog."""
-
-    @click.option(
-        "--catalog",
-        "catalog_path",
-        envvar="HOARD_CATALOG",
-        metavar="FILE",
-        help="Catalog database [env HOARD_CATALOG; default: the user data folder].",
-    )
-    @click.option(
-        "--log-file",
-        envvar="HOARD_LOG_FILE",
-        metavar="FILE",
-        help="Log file [default: hoard.log in the user data folder].",
-    )
-    @click.option(
-        "--log-level",
-        default="info",
-        show_default=True,
-        type=click.Choice(["debug", "info", "warning", "error"]),
-    )
-    @wraps(fn)
-    def wrapper(
-        *args: Any, catalog_path: str | None, log_file: str | None, log_level: str, **kwargs: Any
-    ) -> Any:
-        _setup_logging(log_file, log_level)
-        try:
-            with_catalog = Catalog(catalog_path or default_catalog())
-            try:
-                return fn(*args, catalog=with_catalog, **kwargs)
-            finally:
-                with_catalog.close()
-        except HoardError as exc:
-            log.error("%s", exc)
-            click.echo(f"error: {exc}", err=True)
-            if exc.hint:
-                click.echo(f"hint: {exc.hint}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def s3_options(fn: F) -> F:
-    @click.option(
-        "--endpoint-url",
-        envvar=["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
-        metavar="URL",
-        help="S3 endpoint (MinIO, R2, …) [env AWS_ENDPOINT_URL].",
-    )
-    @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile for credentials.")
-    @click.option("--region", envvar="AWS_REGION", help="S3 region [default: the profile's].")
-    @click.option("--path-style", is_flag=True, help="Path-style bucket addressing.")
-    @wraps(fn)
-    def wrapper(
-        *args: Any,
-        endpoint_url: str | None,
-        profile: str | None,
-        region: str | None,
-        path_style: bool,
-        **kwargs: Any,
-    ) -> Any:
-        opts = S3Options(
-            endpoint_url=endpoint_url or None, profile=profile, region=region, path_style=path_style
-        )
-        return fn(*args, s3=opts, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
@@ -291,6 +195,13 @@ def _run(
     return result, time.monotonic() - t0
 
 
+def _writer(
+    catalog: Catalog, command: str, wait_s: float, dry_run: bool
+) -> contextlib.AbstractContextManager[object]:
+    """The catalog's writer lock; a dry run writes nothing and takes none."""
+    return contextlib.nullcontext() if dry_run else hold(catalog, command, wait_s)
+
+
 def _report_stop(result: PushResult) -> None:
     if result.transfer.stopped_by:
         click.echo(
@@ -306,6 +217,7 @@ def _report_stop(result: PushResult) -> None:
 @click.option("--to", "to", required=True, metavar="URL", help="Remote: path, file:// or s3://.")
 @click.option("--base", metavar="DIR", help="Folder that {rel_path} and {base_dir} start from.")
 @transfer_options
+@wait_lock_option
 @s3_options
 @common
 def push(
@@ -315,11 +227,13 @@ def push(
     sources: tuple[str, ...],
     to: str,
     base: str | None,
+    wait_lock: float,
 ) -> None:
     remote, settings, s3 = _prepare(opts, s3, sources, to, base)
-    result, elapsed = _run(
-        opts, remote, s3, lambda b, r: run_push(settings, b, catalog, r, time.time_ns)
-    )
+    with _writer(catalog, "hoard push", wait_lock, opts.dry_run):
+        result, elapsed = _run(
+            opts, remote, s3, lambda b, r: run_push(settings, b, catalog, r, time.time_ns)
+        )
     if opts.as_json:
         click.echo(console.push_json(result, elapsed, with_actions=opts.dry_run))
     else:
@@ -383,6 +297,7 @@ Options shared with `hoard push` work the same way; see `hoard push --help` for 
     help="Allow --delete on a URL with no prefix by naming its bucket again.",
 )
 @transfer_options
+@wait_lock_option
 @s3_options
 @common
 def sync(
@@ -399,6 +314,7 @@ def sync(
     marker: str | None,
     backup_prefix: str | None,
     delete_whole_bucket: str | None,
+    wait_lock: float,
 ) -> None:
     from hoard.sync import SyncSettings, run_sync
 
@@ -414,9 +330,10 @@ def sync(
         backup_prefix=backup_prefix,
         delete_whole_bucket=delete_whole_bucket,
     )
-    result, elapsed = _run(
-        opts, remote, s3, lambda b, r: run_sync(settings, b, catalog, r, time.time_ns)
-    )
+    with _writer(catalog, "hoard sync", wait_lock, opts.dry_run):
+        result, elapsed = _run(
+            opts, remote, s3, lambda b, r: run_sync(settings, b, catalog, r, time.time_ns)
+        )
     withheld = bool(delete and result.refusals and result.plan.deletes)
     if opts.as_json:
         click.echo(console.sync_json(result, elapsed, with_actions=opts.dry_run))
@@ -575,6 +492,7 @@ needing --thaw).
 )
 @click.option("--json", "as_json", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True)
+@wait_lock_option
 @s3_options
 @common
 def restore(
@@ -597,11 +515,14 @@ def restore(
     metrics: str | None,
     as_json: bool,
     quiet: bool,
+    wait_lock: float,
 ) -> None:
     from hoard import restore as r
 
     backends = _backend_cache(s3)
+    held = contextlib.ExitStack()
     try:
+        held.enter_context(_writer(catalog, "hoard restore", wait_lock, dry_run or status))
         if status:
             rows = r.thaw_status(catalog, backends, time.time_ns())
             click.echo(json.dumps(rows, indent=2) if as_json else console.thaw_table(rows))
@@ -661,6 +582,7 @@ def restore(
         with Sampler(metrics) if metrics else contextlib.nullcontext():
             result = r.run_restore(steps, settings, catalog, backends, NullReporter(), time.time_ns)
     finally:
+        held.close()
         for b in backends.opened.values():
             b.close()
     if as_json:
@@ -839,3 +761,12 @@ def demo(workdir: str) -> None:
     from hoard.demo import run_demo
 
     sys.exit(run_demo(os.path.abspath(workdir), sys.stdout))
+
+
+for _command in (
+    cli_workflows.init,
+    cli_workflows.workflows,
+    cli_workflows.run,
+    cli_workflows.daemon,
+):
+    main.add_command(_command)
