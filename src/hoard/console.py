@@ -247,7 +247,7 @@ def print_jobs(out: TextIO, jobs: list[dict[str, Any]]) -> None:
     rows = [
         [
             str(j["id"]),
-            j["command"],
+            j["command"] + (f" ({j['workflow']})" if j.get("workflow") else ""),
             _when(j["started_ns"]),
             j["outcome"],
             str(j["scanned"]),
