@@ -52,6 +52,7 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     os.environ["AWS_CONFIG_FILE"] = str(home / "aws-config")
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(home / "aws-credentials")
     os.environ["XDG_DATA_HOME"] = str(home / "data")
+    os.environ["XDG_CONFIG_HOME"] = str(home / "config")  # no developer's hoard.toml either
     os.environ["HOARD_LOG_FILE"] = str(home / "hoard.log")
     yield
     os.environ.clear()

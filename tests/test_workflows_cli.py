@@ -265,3 +265,31 @@ def test_daemon_install_for_each_platform(user: User, tmp_path: Path) -> None:
                                   f"daemon --config {config}")
     refused = user("daemon", "--install", "--platform", "cron", "--write")
     assert refused.returncode == 2 and "run without --write" in refused.stderr
+
+
+def test_a_sync_workflow_mirrors_with_its_delete_guards(user: User) -> None:
+    src = make_tree(user.work / "src", {"a.txt": "a", "b.txt": "b", "c.txt": "c"})
+    (user.work / "hoard.toml").write_text(
+        '[workflows.mirror]\nsources = ["src"]\nto = "./out"\nmode = "sync"\ndelete = true\n'
+        'max_delete = "50%"\n')
+    first = user("run", "mirror")
+    assert first.returncode == 0, first.stderr
+    assert "uploaded=3" in first.stdout and "deleted=0" in first.stdout
+    (src / "b.txt").unlink()
+    dry = user("run", "mirror", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "delete" in dry.stdout and "b.txt" in dry.stdout
+    assert (user.work / "out" / "b.txt").exists()
+    real = user("run", "mirror")
+    assert real.returncode == 0, real.stderr
+    assert "deleted=1 delete_withheld=0" in real.stdout
+    assert sorted(p.name for p in (user.work / "out").glob("*.txt")) == ["a.txt", "c.txt"]
+    for name in ("a.txt", "c.txt"):
+        (src / name).unlink()
+    (src / "d.txt").write_text("d")  # 2 of 2 objects would go: more than 50%
+    guarded = user("run", "mirror")
+    assert guarded.returncode == 6, guarded.stderr
+    assert "deletes withheld:" in guarded.stderr
+    assert sorted(p.name for p in (user.work / "out").glob("*.txt")) == ["a.txt", "c.txt",
+                                                                         "d.txt"]
+    assert json.loads(user("show", "3", "--json").stdout)["settings"]["sync"]["max_delete"] == "50%"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import platformdirs
@@ -213,13 +213,16 @@ def run(
         contextlib.nullcontext() if dry_run else hold(catalog, f"hoard run {wf.name}", wait_lock)
     )
     t0 = time.monotonic()
-    with (
-        writer,
-        _stop_on_signals(stop),
-        console.ConsoleReporter(sys.stderr, quiet=quiet or as_json) as reporter,
-    ):
-        runner = Runner(catalog, time.time_ns, reporter, stop, _inhibitor(no_keep_awake), _warn)
-        done = run_workflow(wf, runner, dry_run=dry_run, trigger=trigger, config_path=source)
+    try:
+        with (
+            writer,
+            _stop_on_signals(stop),
+            console.ConsoleReporter(sys.stderr, quiet=quiet or as_json) as reporter,
+        ):
+            runner = Runner(catalog, time.time_ns, reporter, stop, _inhibitor(no_keep_awake), _warn)
+            done = run_workflow(wf, runner, dry_run=dry_run, trigger=trigger, config_path=source)
+    except KeyboardInterrupt:
+        _stopped_at_once()
     elapsed = time.monotonic() - t0
     result = done.result
     withheld = isinstance(result, SyncResult) and bool(
@@ -244,6 +247,16 @@ def run(
         click.echo(console.summary_line(result, elapsed))
     log.info("workflow %s %s: %s", wf.name, done.outcome, console.summary_line(result, elapsed))
     sys.exit(130 if done.outcome == "interrupted" else 1 if result.failed else 6 if withheld else 0)
+
+
+def _stopped_at_once() -> NoReturn:
+    log.warning("stopped at once; the job is recorded as interrupted")
+    click.echo(
+        "stopped at once: the job is recorded as interrupted; the next run continues "
+        "(a large upload from its last stored part)",
+        err=True,
+    )
+    sys.exit(130)
 
 
 def _from_job(catalog: Catalog, job_id: int) -> tuple[Workflow, str, str]:
@@ -324,6 +337,8 @@ def daemon(
             runs = locked_runs(runner, sleep, os.environ, config.path)
             Daemon(scheduled, runs, catalog.last_started, time.time_ns, sleep, stop).serve()
             daemon_log.info("hoard daemon stopped")
+    except KeyboardInterrupt:
+        _stopped_at_once()
     finally:
         daemon_log.removeHandler(echo)
 

@@ -13,7 +13,6 @@ of the same name). Descriptors are not inherited by child processes.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -85,25 +84,21 @@ class CatalogLock:
         waited_s = 0.0
         told = False
         try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    holder = Holder.parse(_read(fd))
-                    who = self.describe(holder) if holder else "another hoard process"
-                    if waited_s >= wait_s:
-                        raise CatalogBusy(
-                            f"the catalog {self.path.removesuffix('.lock')} is in use by {who}"
-                            + (f"; waited {waited_s:g}s" if waited_s else "")
-                        ) from None
-                    if on_wait is not None and not told:
-                        on_wait(f"waiting for {who} to finish with the catalog")
-                        told = True
-                    step = min(1.0, wait_s - waited_s)
-                    if self.sleep(step):
-                        raise Interrupted("stopped while waiting for the catalog lock") from None
-                    waited_s += step
+            while not _try_lock(fd):
+                holder = Holder.parse(_read(fd))
+                who = self.describe(holder) if holder else "another hoard process"
+                if waited_s >= wait_s:
+                    raise CatalogBusy(
+                        f"the catalog {self.path.removesuffix('.lock')} is in use by {who}"
+                        + (f"; waited {waited_s:g}s" if waited_s else "")
+                    )
+                if on_wait is not None and not told:
+                    on_wait(f"waiting for {who} to finish with the catalog")
+                    told = True
+                step = min(1.0, wait_s - waited_s)
+                if self.sleep(step):
+                    raise Interrupted("stopped while waiting for the catalog lock")
+                waited_s += step
         except BaseException:
             os.close(fd)
             raise
@@ -131,6 +126,18 @@ class CatalogLock:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+def _try_lock(fd: int) -> bool:
+    """An exclusive lock on ``fd`` without waiting; False when another process holds it.
+    (POSIX only; fcntl is imported here so that the rest of hoard imports anywhere.)"""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _read(fd: int) -> str:
