@@ -20,7 +20,7 @@ from hoard import __version__, console
 from hoard.backends.base import Backend
 from hoard.backends.registry import (
     Remote,
-    S3Options,
+    RemoteOptions,
     capabilities_of,
     open_backend,
     parse_remote,
@@ -109,7 +109,7 @@ def common(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def s3_options(fn: F) -> F:
+def remote_options(fn: F) -> F:
     @click.option(
         "--endpoint-url",
         envvar=["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
@@ -119,6 +119,18 @@ def s3_options(fn: F) -> F:
     @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile for credentials.")
     @click.option("--region", envvar="AWS_REGION", help="S3 region [default: the profile's].")
     @click.option("--path-style", is_flag=True, help="Path-style bucket addressing.")
+    @click.option(
+        "--account-url",
+        envvar="AZURE_STORAGE_ACCOUNT_URL",
+        metavar="URL",
+        help="Azure account URL, with AZURE_STORAGE_SAS_TOKEN or an Azure AD login "
+        "[env AZURE_STORAGE_ACCOUNT_URL].",
+    )
+    @click.option(
+        "--replace-archived",
+        is_flag=True,
+        help="Azure: delete an archived blob before uploading its new version.",
+    )
     @wraps(fn)
     def wrapper(
         *args: Any,
@@ -126,10 +138,17 @@ def s3_options(fn: F) -> F:
         profile: str | None,
         region: str | None,
         path_style: bool,
+        account_url: str | None,
+        replace_archived: bool,
         **kwargs: Any,
     ) -> Any:
-        opts = S3Options(
-            endpoint_url=endpoint_url or None, profile=profile, region=region, path_style=path_style
+        opts = RemoteOptions(
+            endpoint_url=endpoint_url or None,
+            profile=profile,
+            region=region,
+            path_style=path_style,
+            account_url=account_url or None,
+            replace_archived=replace_archived,
         )
         return fn(*args, s3=opts, **kwargs)
 
@@ -152,7 +171,8 @@ def main() -> None:
     catalog, and brings it back.
 
     Remotes: a local folder (`file:///mnt/nas/archive` or a plain path, the default that needs
-    no account) or S3-compatible storage (`s3://bucket/prefix`).
+    no account), S3-compatible storage (`s3://bucket/prefix`) or Azure Blob Storage
+    (`az://container/prefix`).
     """
 
 
@@ -240,8 +260,8 @@ def transfer_options(fn: F) -> F:
 
 
 def _prepare(
-    opts: TransferOptions, s3: S3Options, sources: tuple[str, ...], url: str, base: str | None
-) -> tuple[Remote, PushSettings, S3Options]:
+    opts: TransferOptions, s3: RemoteOptions, sources: tuple[str, ...], url: str, base: str | None
+) -> tuple[Remote, PushSettings, RemoteOptions]:
     remote = parse_remote(url)
     caps = capabilities_of(remote)
     if opts.tier is not None and opts.tier not in caps.tiers:
@@ -278,7 +298,7 @@ R = TypeVar("R", bound=PushResult)
 def _run(
     opts: TransferOptions,
     remote: Remote,
-    s3: S3Options,
+    s3: RemoteOptions,
     job: Callable[[Backend, console.ConsoleReporter], R],
 ) -> tuple[R, float]:
     backend = open_backend(remote, s3)
@@ -303,14 +323,16 @@ def _report_stop(result: PushResult) -> None:
 
 @main.command(help=PUSH_HELP)
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--to", "to", required=True, metavar="URL", help="Remote: path, file:// or s3://.")
+@click.option(
+    "--to", "to", required=True, metavar="URL", help="Remote: path, file://, s3:// or az://."
+)
 @click.option("--base", metavar="DIR", help="Folder that {rel_path} and {base_dir} start from.")
 @transfer_options
-@s3_options
+@remote_options
 @common
 def push(
     catalog: Catalog,
-    s3: S3Options,
+    s3: RemoteOptions,
     opts: TransferOptions,
     sources: tuple[str, ...],
     to: str,
@@ -383,11 +405,11 @@ Options shared with `hoard push` work the same way; see `hoard push --help` for 
     help="Allow --delete on a URL with no prefix by naming its bucket again.",
 )
 @transfer_options
-@s3_options
+@remote_options
 @common
 def sync(
     catalog: Catalog,
-    s3: S3Options,
+    s3: RemoteOptions,
     opts: TransferOptions,
     source: str,
     url: str,
@@ -575,11 +597,11 @@ needing --thaw).
 )
 @click.option("--json", "as_json", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True)
-@s3_options
+@remote_options
 @common
 def restore(
     catalog: Catalog,
-    s3: S3Options,
+    s3: RemoteOptions,
     url: str | None,
     to: str | None,
     in_place: bool,
@@ -676,7 +698,7 @@ def restore(
 class _Backends:
     """Backends by the store URL the catalog records, opened once each."""
 
-    def __init__(self, s3: S3Options) -> None:
+    def __init__(self, s3: RemoteOptions) -> None:
         self.s3 = s3
         self.opened: dict[str, Backend] = {}
 
@@ -690,7 +712,7 @@ class _Backends:
         return self.opened[store]
 
 
-def _backend_cache(s3: S3Options) -> _Backends:
+def _backend_cache(s3: RemoteOptions) -> _Backends:
     return _Backends(s3)
 
 
@@ -702,9 +724,9 @@ def catalog_group() -> None:
 @catalog_group.command("rebuild")
 @click.argument("url")
 @click.option("--json", "as_json", is_flag=True)
-@s3_options
+@remote_options
 @common
-def catalog_rebuild(catalog: Catalog, s3: S3Options, url: str, as_json: bool) -> None:
+def catalog_rebuild(catalog: Catalog, s3: RemoteOptions, url: str, as_json: bool) -> None:
     """Rebuild catalog entries for every object under URL from the metadata hoard wrote on
     it (a new machine, a lost catalog). Run before `hoard restore --in-place`."""
     from hoard.rebuild import rebuild_catalog
@@ -734,9 +756,9 @@ def manifest_group() -> None:
 @manifest_group.command("export")
 @click.argument("url")
 @click.option("--out", "out", metavar="FILE", help="Write here instead of standard output.")
-@s3_options
+@remote_options
 @common
-def manifest_export(catalog: Catalog, s3: S3Options, url: str, out: str | None) -> None:
+def manifest_export(catalog: Catalog, s3: RemoteOptions, url: str, out: str | None) -> None:
     """Write {id: original path} for every object the catalog knows under URL, as JSON (the
     index a `push --template '{guid}'` archive needs to be restored with --manifest)."""
     from hoard.rebuild import export_manifest
@@ -770,11 +792,11 @@ def manifest_export(catalog: Catalog, s3: S3Options, url: str, out: str | None) 
 )
 @click.option("--dry-run", is_flag=True, help="List what would be aborted; abort nothing.")
 @click.option("--json", "as_json", is_flag=True)
-@s3_options
+@remote_options
 @common
 def cleanup(
     catalog: Catalog,
-    s3: S3Options,
+    s3: RemoteOptions,
     url: str,
     older_than: str,
     include_tracked: bool,
