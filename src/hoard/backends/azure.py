@@ -216,9 +216,7 @@ class AzureBackend(Backend):
         tier: str | None,
         journal: Journal | None = None,
     ) -> PutResult:
-        tier = tier or "hot"
-        if tier not in TIERS:
-            raise BackendError(f"unknown Azure tier {tier!r}; choose one of {', '.join(TIERS)}")
+        tier = self.capabilities.tier(tier)
         try:
             return self._put(key, path, size, metadata, tier, journal)
         except NotWarm:

@@ -247,11 +247,7 @@ class S3Backend(Backend):
         tier: str | None,
         journal: Journal | None = None,
     ) -> PutResult:
-        tier = tier or "standard"
-        if tier not in STORAGE_CLASSES:
-            raise BackendError(
-                f"unknown S3 tier {tier!r}; choose one of {', '.join(STORAGE_CLASSES)}"
-            )
+        tier = self.capabilities.tier(tier)
         extra = {"Metadata": dict(metadata), "StorageClass": STORAGE_CLASSES[tier]}
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed below
