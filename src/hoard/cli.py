@@ -30,7 +30,6 @@ from hoard.catalog import Catalog
 from hoard.errors import HoardError, UsageError
 from hoard.hashing import ALGORITHMS
 from hoard.keys import DEFAULT_TEMPLATE, VARIABLES, Template
-from hoard.metrics import Sampler
 from hoard.push import PushResult, PushSettings, run_push
 from hoard.report import NullReporter
 from hoard.restore import OVERWRITE, THAW_SPEEDS
@@ -680,6 +679,8 @@ def restore(
         steps = r.plan_restore(items, folders, settings, catalog, backends, time.time_ns())
         if not quiet and not as_json:
             console.print_restore_plan(sys.stdout if dry_run else sys.stderr, steps, thaw, dry_run)
+        from hoard.metrics import Sampler
+
         with Sampler(metrics) if metrics else contextlib.nullcontext():
             result = r.run_restore(steps, settings, catalog, backends, NullReporter(), time.time_ns)
     finally:

@@ -15,9 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, cast
 
-import boto3
 from botocore import exceptions as bexc
-from botocore.config import Config
 
 from hoard.backends import parts
 from hoard.backends.base import (
@@ -190,16 +188,14 @@ class S3Backend(Backend):
         self.part_bytes = part_bytes
         self.workers = max(1, workers)
         self.policy = policy or RetryPolicy(limit=AdaptiveLimit(2 * self.workers))
-        self._config = Config(
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=connect_timeout_s,
-            read_timeout=read_timeout_s,
-            s3={"addressing_style": "path" if path_style else "auto"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            user_agent_extra="hoard",
-            max_pool_connections=4,
-        )
+        self._config_args: dict[str, Any] = {
+            "retries": {"total_max_attempts": 1, "mode": "standard"},
+            "connect_timeout": connect_timeout_s, "read_timeout": read_timeout_s,
+            "s3": {"addressing_style": "path" if path_style else "auto"},
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
+            "user_agent_extra": "hoard", "max_pool_connections": 4,
+        }
         self._local = threading.local()
         self._lock = threading.Lock()
         self._clients: builtins.list[Any] = []
@@ -209,22 +205,25 @@ class S3Backend(Backend):
 
     def _client(self) -> Any:
         """This thread's client. Clients are never shared across threads; they are made from
-        one session (which is not thread-safe, hence the lock) so the service model loads once."""
+        one botocore session (not thread-safe, hence the lock), so the service model loads
+        once, and only when a request is first needed: a run with nothing to send never pays
+        for importing the SDK."""
         client = getattr(self._local, "client", None)
         if client is None:
+            from botocore.config import Config
+            from botocore.session import Session
+
             with self._lock:
-                if self._session is None:
-                    try:
-                        self._session = boto3.session.Session(profile_name=self.profile)
-                    except bexc.ProfileNotFound as exc:
-                        raise CredentialsRejected(str(exc)) from None
-                session = self._session
-                client = session.client(
-                    "s3",
-                    endpoint_url=self.endpoint_url,
-                    region_name=self.region or session.region_name or "us-east-1",
-                    config=self._config,
-                )
+                try:
+                    if self._session is None:
+                        self._session = Session(profile=self.profile)
+                    session = self._session
+                    region = self.region or session.get_config_variable("region")
+                except bexc.ProfileNotFound as exc:
+                    raise CredentialsRejected(str(exc)) from None
+                client = session.create_client("s3", endpoint_url=self.endpoint_url,
+                                               region_name=region or "us-east-1",
+                                               config=Config(**self._config_args))
                 self._clients.append(client)
             self._local.client = client
         return client
