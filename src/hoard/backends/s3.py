@@ -190,11 +190,13 @@ class S3Backend(Backend):
         self.policy = policy or RetryPolicy(limit=AdaptiveLimit(2 * self.workers))
         self._config_args: dict[str, Any] = {
             "retries": {"total_max_attempts": 1, "mode": "standard"},
-            "connect_timeout": connect_timeout_s, "read_timeout": read_timeout_s,
+            "connect_timeout": connect_timeout_s,
+            "read_timeout": read_timeout_s,
             "s3": {"addressing_style": "path" if path_style else "auto"},
             "request_checksum_calculation": "when_required",
             "response_checksum_validation": "when_required",
-            "user_agent_extra": "hoard", "max_pool_connections": 4,
+            "user_agent_extra": "hoard",
+            "max_pool_connections": 4,
         }
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -221,9 +223,12 @@ class S3Backend(Backend):
                     region = self.region or session.get_config_variable("region")
                 except bexc.ProfileNotFound as exc:
                     raise CredentialsRejected(str(exc)) from None
-                client = session.create_client("s3", endpoint_url=self.endpoint_url,
-                                               region_name=region or "us-east-1",
-                                               config=Config(**self._config_args))
+                client = session.create_client(
+                    "s3",
+                    endpoint_url=self.endpoint_url,
+                    region_name=region or "us-east-1",
+                    config=Config(**self._config_args),
+                )
                 self._clients.append(client)
             self._local.client = client
         return client
