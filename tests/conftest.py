@@ -161,6 +161,68 @@ def seaweed_bucket(seaweed_endpoint: str) -> str:
     return name
 
 
+#: Azurite's documented development account: public, the same in every Azurite install.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+               "KBHBeksoGMGw==")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def azurite_connection_string(endpoint: str) -> str:
+    return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint}/{AZURITE_ACCOUNT};")
+
+
+@pytest.fixture(scope="session")
+def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Azurite's blob service (npm package `azurite`) on 127.0.0.1; yields its endpoint."""
+    import shutil
+
+    candidates = [os.environ.get("HOARD_AZURITE", ""),
+                  str(ROOT / ".venv" / "azurite" / "node_modules" / ".bin" / "azurite-blob"),
+                  shutil.which("azurite-blob") or ""]
+    binary = next((c for c in candidates if c and Path(c).exists()), None)
+    if binary is None:
+        unavailable("azurite-blob is not installed (npm install --prefix .venv/azurite azurite)")
+    assert binary is not None
+    port = free_port()
+    root = tmp_path_factory.mktemp("azurite")
+    log = root / "azurite.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([binary, "--blobHost", "127.0.0.1", "--blobPort", str(port),
+                                 "--location", str(root), "--silent", "--skipApiVersionCheck"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        unavailable(f"Azurite did not start on {url}: {log.read_text()[-800:]}")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def az_container(azurite_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh container; AZURE_STORAGE_CONNECTION_STRING points at Azurite for the test."""
+    from azure.storage.blob import BlobServiceClient
+
+    conn = azurite_connection_string(azurite_endpoint)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", conn)
+    name = f"hoard-{uuid.uuid4().hex[:12]}"
+    BlobServiceClient.from_connection_string(conn).create_container(name)
+    return name
+
+
 @pytest.fixture
 def s3_bucket(moto_endpoint: str) -> str:
     """A fresh, empty bucket on the moto server."""

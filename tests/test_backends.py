@@ -14,7 +14,7 @@ from hoard import metadata as meta
 from hoard.backends.base import Backend
 from hoard.backends.localfs import LocalBackend
 from hoard.backends.memory import MemoryBackend
-from hoard.backends.registry import S3Options, open_backend, parse_remote
+from hoard.backends.registry import RemoteOptions, open_backend, parse_remote
 from hoard.backends.s3 import S3Backend, part_size_for
 from hoard.backends.wrappers import RetryPolicy
 from hoard.errors import (
@@ -30,12 +30,17 @@ from hoard.errors import (
 MiB = 1 << 20
 
 
-@pytest.fixture(params=["local", "memory", "s3"])
+@pytest.fixture(params=["local", "memory", "s3", "azure"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "local":
         b: Backend = LocalBackend(str(tmp_path / "remote"))
     elif request.param == "memory":
         b = MemoryBackend("conformance")
+    elif request.param == "azure":
+        from hoard.backends.azure import AzureBackend
+
+        b = AzureBackend(request.getfixturevalue("az_container"),
+                         multipart_threshold_bytes=6 * MiB, part_bytes=5 * MiB)
     else:
         endpoint = request.getfixturevalue("moto_endpoint")
         bucket = request.getfixturevalue("s3_bucket")
@@ -195,7 +200,7 @@ def test_s3_unreachable_endpoint_fails_fast_and_clearly(tmp_path: Path) -> None:
     from tests.conftest import free_port
 
     remote = parse_remote("s3://some-bucket/p")
-    b = open_backend(remote, S3Options(endpoint_url=f"http://127.0.0.1:{free_port()}"),
+    b = open_backend(remote, RemoteOptions(endpoint_url=f"http://127.0.0.1:{free_port()}"),
                      RetryPolicy(attempts=2))
     started = time.monotonic()
     with pytest.raises(Unreachable) as err:
@@ -252,7 +257,7 @@ def test_remote_urls() -> None:
     assert parse_remote("s3://bucket").prefix == ""
     assert parse_remote("file:///mnt/nas").store == "/mnt/nas"
     assert parse_remote("relative/dir").store == os.path.abspath("relative/dir")
-    for bad in ("s3:///nobucket", "ftp://x/y", "file://host/x", "az://container/x"):
+    for bad in ("s3:///nobucket", "ftp://x/y", "file://host/x", "gs://bucket/x", "az:///x"):
         with pytest.raises(RemoteUrlError):
             parse_remote(bad)
     with pytest.raises(InvalidKey):

@@ -219,7 +219,7 @@ def test_tiers(tmp_path: Path) -> None:
     assert "thaw" in s3.stdout
     local = json.loads(hoard("tiers", str(tmp_path), "--json").stdout)
     assert [t["name"] for t in local["tiers"]] == ["standard"]
-    assert hoard("tiers", "az://c").returncode == 2
+    assert hoard("tiers", "gs://c").returncode == 2
 
 
 def test_no_secret_reaches_output_or_log(photos: Path, tmp_path: Path, moto_endpoint: str,

@@ -36,6 +36,11 @@ BROKEN: list[tuple[str, int | None, str]] = [
      "a URL"),
     ('[remotes.r2]\nurl = "s3://key:s3cret@bucket/p"\n', 2,
      "remotes.r2.url: credentials never go in a URL"),
+    ('[remotes.az]\nurl = "az://media/v"\naccount_url = "https://acct.blob.core.windows.net/?sv=1"\n',
+     3, "remotes.az.account_url: expected https://ACCOUNT.blob.core.windows.net (no credentials); "
+     "a SAS token goes in AZURE_STORAGE_SAS_TOKEN"),
+    ('[remotes.az]\nurl = "az://media/v"\nsas_token = "sv=1"\n', 3,
+     "remotes.az.sas_token: credentials are never stored in hoard.toml"),
     ('[remotes.nas]\nurl = "ftp://host/x"\n', 2,
      "remotes.nas.url: ftp://host/x: unknown scheme 'ftp'; supported: file, s3"),
     (GOOD_REMOTE + '[workflows.photos]\nto = "nas"\n', 3, "workflows.photos: missing key sources"),
@@ -179,3 +184,27 @@ def test_the_init_example_loads_and_names_its_folders(tmp_path: Path) -> None:
     assert wf.skip_paths == (f"{home}/hoard-archive",)
     assert wf.schedule == "0 2 * * *"
     assert list(config.remotes) == ["local"]
+
+
+def test_the_environment_decides_what_the_file_leaves_open_and_the_snapshot_records_it(
+        tmp_path: Path) -> None:
+    from hoard.workflows import from_snapshot, resolve, snapshot
+
+    path = tmp_path / "hoard.toml"
+    path.write_text('[remotes.s3]\nurl = "s3://b/p"\nprofile = "mine"\n'
+                    '[remotes.az]\nurl = "az://media/v"\n'
+                    '[workflows.a]\nsources = ["src"]\nto = "s3"\n'
+                    '[workflows.b]\nsources = ["src"]\nto = "az"\n')
+    config = load_config(str(path), {})
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_PROFILE": "other",
+           "AWS_REGION": "eu-west-1", "AZURE_STORAGE_ACCOUNT_URL": "https://acct.blob.core.windows.net",
+           "AWS_SECRET_ACCESS_KEY": "never-recorded"}
+    a = resolve(config.workflow("a"), env)
+    assert (a.remote.endpoint_url, a.remote.profile, a.remote.region) == (
+        "http://127.0.0.1:9000", "mine", "eu-west-1")  # the file's profile wins
+    b = resolve(config.workflow("b"), env)
+    assert b.remote.account_url == "https://acct.blob.core.windows.net"
+    for wf in (a, b):
+        doc = snapshot(wf, "manual", str(path))
+        assert "never-recorded" not in str(doc)
+        assert from_snapshot(1, doc) == wf

@@ -121,7 +121,8 @@ def test_a_job_is_the_resolved_workflow_and_runs_again_exactly(
     assert (shown["command"], shown["workflow"], shown["outcome"]) == ("push", "photos", "ok")
     assert settings["remote"] == f"s3://{s3_bucket}/backup"
     assert settings["remote_options"] == {"name": "store", "endpoint_url": moto_endpoint,
-                                          "profile": None, "region": None, "path_style": False}
+                                          "profile": None, "region": None, "path_style": False,
+                                          "account_url": None, "replace_archived": False}
     assert settings["sources"] == [{"pattern": f"{user.home}/Pictures/**/*.jpg",
                                     "base": f"{user.home}/Pictures"}]
     assert (settings["template"], settings["workers"], settings["trigger"]) == (

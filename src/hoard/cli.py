@@ -19,18 +19,17 @@ from hoard import __version__, cli_workflows, console
 from hoard.backends.base import Backend
 from hoard.backends.registry import (
     Remote,
-    S3Options,
+    RemoteOptions,
     capabilities_of,
     open_backend,
     parse_remote,
     remote_of_store,
 )
 from hoard.catalog import Catalog
-from hoard.cli_common import common, hold, s3_options, wait_lock_option
+from hoard.cli_common import common, hold, remote_options, wait_lock_option
 from hoard.errors import HoardError, UsageError
 from hoard.hashing import ALGORITHMS
 from hoard.keys import DEFAULT_TEMPLATE, VARIABLES, Template
-from hoard.metrics import Sampler
 from hoard.push import PushResult, PushSettings, run_push
 from hoard.report import NullReporter
 from hoard.restore import OVERWRITE, THAW_SPEEDS
@@ -56,7 +55,8 @@ def main() -> None:
     catalog, and brings it back.
 
     Remotes: a local folder (`file:///mnt/nas/archive` or a plain path, the default that needs
-    no account) or S3-compatible storage (`s3://bucket/prefix`).
+    no account), S3-compatible storage (`s3://bucket/prefix`) or Azure Blob Storage
+    (`az://container/prefix`).
     """
 
 
@@ -144,8 +144,8 @@ def transfer_options(fn: F) -> F:
 
 
 def _prepare(
-    opts: TransferOptions, s3: S3Options, sources: tuple[str, ...], url: str, base: str | None
-) -> tuple[Remote, PushSettings, S3Options]:
+    opts: TransferOptions, s3: RemoteOptions, sources: tuple[str, ...], url: str, base: str | None
+) -> tuple[Remote, PushSettings, RemoteOptions]:
     remote = parse_remote(url)
     caps = capabilities_of(remote)
     if opts.tier is not None and opts.tier not in caps.tiers:
@@ -182,7 +182,7 @@ R = TypeVar("R", bound=PushResult)
 def _run(
     opts: TransferOptions,
     remote: Remote,
-    s3: S3Options,
+    s3: RemoteOptions,
     job: Callable[[Backend, console.ConsoleReporter], R],
 ) -> tuple[R, float]:
     backend = open_backend(remote, s3)
@@ -214,15 +214,17 @@ def _report_stop(result: PushResult) -> None:
 
 @main.command(help=PUSH_HELP)
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--to", "to", required=True, metavar="URL", help="Remote: path, file:// or s3://.")
+@click.option(
+    "--to", "to", required=True, metavar="URL", help="Remote: path, file://, s3:// or az://."
+)
 @click.option("--base", metavar="DIR", help="Folder that {rel_path} and {base_dir} start from.")
 @transfer_options
 @wait_lock_option
-@s3_options
+@remote_options
 @common
 def push(
     catalog: Catalog,
-    s3: S3Options,
+    s3: RemoteOptions,
     opts: TransferOptions,
     sources: tuple[str, ...],
     to: str,
@@ -298,11 +300,11 @@ Options shared with `hoard push` work the same way; see `hoard push --help` for 
 )
 @transfer_options
 @wait_lock_option
-@s3_options
+@remote_options
 @common
 def sync(
     catalog: Catalog,
-    s3: S3Options,
+    s3: RemoteOptions,
     opts: TransferOptions,
     source: str,
     url: str,
@@ -493,11 +495,11 @@ needing --thaw).
 @click.option("--json", "as_json", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True)
 @wait_lock_option
-@s3_options
+@remote_options
 @common
 def restore(
     catalog: Catalog,
-    s3: S3Options,
+    s3: RemoteOptions,
     url: str | None,
     to: str | None,
     in_place: bool,
@@ -579,6 +581,8 @@ def restore(
         steps = r.plan_restore(items, folders, settings, catalog, backends, time.time_ns())
         if not quiet and not as_json:
             console.print_restore_plan(sys.stdout if dry_run else sys.stderr, steps, thaw, dry_run)
+        from hoard.metrics import Sampler
+
         with Sampler(metrics) if metrics else contextlib.nullcontext():
             result = r.run_restore(steps, settings, catalog, backends, NullReporter(), time.time_ns)
     finally:
@@ -598,7 +602,7 @@ def restore(
 class _Backends:
     """Backends by the store URL the catalog records, opened once each."""
 
-    def __init__(self, s3: S3Options) -> None:
+    def __init__(self, s3: RemoteOptions) -> None:
         self.s3 = s3
         self.opened: dict[str, Backend] = {}
 
@@ -612,7 +616,7 @@ class _Backends:
         return self.opened[store]
 
 
-def _backend_cache(s3: S3Options) -> _Backends:
+def _backend_cache(s3: RemoteOptions) -> _Backends:
     return _Backends(s3)
 
 
@@ -624,9 +628,9 @@ def catalog_group() -> None:
 @catalog_group.command("rebuild")
 @click.argument("url")
 @click.option("--json", "as_json", is_flag=True)
-@s3_options
+@remote_options
 @common
-def catalog_rebuild(catalog: Catalog, s3: S3Options, url: str, as_json: bool) -> None:
+def catalog_rebuild(catalog: Catalog, s3: RemoteOptions, url: str, as_json: bool) -> None:
     """Rebuild catalog entries for every object under URL from the metadata hoard wrote on
     it (a new machine, a lost catalog). Run before `hoard restore --in-place`."""
     from hoard.rebuild import rebuild_catalog
@@ -656,9 +660,9 @@ def manifest_group() -> None:
 @manifest_group.command("export")
 @click.argument("url")
 @click.option("--out", "out", metavar="FILE", help="Write here instead of standard output.")
-@s3_options
+@remote_options
 @common
-def manifest_export(catalog: Catalog, s3: S3Options, url: str, out: str | None) -> None:
+def manifest_export(catalog: Catalog, s3: RemoteOptions, url: str, out: str | None) -> None:
     """Write {id: original path} for every object the catalog knows under URL, as JSON (the
     index a `push --template '{guid}'` archive needs to be restored with --manifest)."""
     from hoard.rebuild import export_manifest
@@ -692,11 +696,11 @@ def manifest_export(catalog: Catalog, s3: S3Options, url: str, out: str | None) 
 )
 @click.option("--dry-run", is_flag=True, help="List what would be aborted; abort nothing.")
 @click.option("--json", "as_json", is_flag=True)
-@s3_options
+@remote_options
 @common
 def cleanup(
     catalog: Catalog,
-    s3: S3Options,
+    s3: RemoteOptions,
     url: str,
     older_than: str,
     include_tracked: bool,

@@ -1,4 +1,4 @@
-"""What every `hoard` command shares: the catalog and log options, error rendering, S3
+"""What every `hoard` command shares: the catalog and log options, error rendering, remote
 connection options, and the catalog's writer lock."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 import platformdirs
 
-from hoard.backends.registry import S3Options
+from hoard.backends.registry import RemoteOptions
 from hoard.catalog import Catalog
 from hoard.errors import HoardError
 from hoard.lock import CatalogLock, hold_catalog
@@ -92,7 +92,7 @@ def common(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def s3_options(fn: F) -> F:
+def remote_options(fn: F) -> F:
     @click.option(
         "--endpoint-url",
         envvar=["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
@@ -102,6 +102,18 @@ def s3_options(fn: F) -> F:
     @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile for credentials.")
     @click.option("--region", envvar="AWS_REGION", help="S3 region [default: the profile's].")
     @click.option("--path-style", is_flag=True, help="Path-style bucket addressing.")
+    @click.option(
+        "--account-url",
+        envvar="AZURE_STORAGE_ACCOUNT_URL",
+        metavar="URL",
+        help="Azure account URL, with AZURE_STORAGE_SAS_TOKEN or an Azure AD login "
+        "[env AZURE_STORAGE_ACCOUNT_URL].",
+    )
+    @click.option(
+        "--replace-archived",
+        is_flag=True,
+        help="Azure: delete an archived blob before uploading its new version.",
+    )
     @wraps(fn)
     def wrapper(
         *args: Any,
@@ -109,10 +121,17 @@ def s3_options(fn: F) -> F:
         profile: str | None,
         region: str | None,
         path_style: bool,
+        account_url: str | None,
+        replace_archived: bool,
         **kwargs: Any,
     ) -> Any:
-        opts = S3Options(
-            endpoint_url=endpoint_url or None, profile=profile, region=region, path_style=path_style
+        opts = RemoteOptions(
+            endpoint_url=endpoint_url or None,
+            profile=profile,
+            region=region,
+            path_style=path_style,
+            account_url=account_url or None,
+            replace_archived=replace_archived,
         )
         return fn(*args, s3=opts, **kwargs)
 

@@ -47,9 +47,18 @@ CREDENTIAL_WORDS = (
 CHAIN = (
     "hoard takes credentials only from the standard chain: AWS_ACCESS_KEY_ID and "
     "AWS_SECRET_ACCESS_KEY in the environment, a profile in ~/.aws/credentials "
-    '(profile = "NAME" on the remote), SSO or an instance role'
+    '(profile = "NAME" on the remote), SSO or an instance role; for Azure '
+    "AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_SAS_TOKEN or an Azure AD login"
 )
-REMOTE_KEYS = ("url", "endpoint_url", "profile", "region", "path_style")
+REMOTE_KEYS = (
+    "url",
+    "endpoint_url",
+    "profile",
+    "region",
+    "path_style",
+    "account_url",
+    "replace_archived",
+)
 SYNC_KEYS = (
     "delete",
     "max_delete",
@@ -94,6 +103,8 @@ class RemoteConfig:
     profile: str | None = None
     region: str | None = None
     path_style: bool = False
+    account_url: str | None = None  # Azure
+    replace_archived: bool = False  # Azure
 
 
 @dataclass(frozen=True)
@@ -347,6 +358,13 @@ class _Loader:
             raise self.error(
                 f"{where}.endpoint_url", f"expected an http(s)://host[:port] URL{hint}"
             )
+        account_url = self.opt_str(t, "account_url", where)
+        if account_url is not None and not re.match(r"https?://[^/@\s?]+/?\Z", account_url):
+            hint = "; a SAS token goes in AZURE_STORAGE_SAS_TOKEN" if "?" in account_url else ""
+            raise self.error(
+                f"{where}.account_url",
+                f"expected https://ACCOUNT.blob.core.windows.net (no credentials){hint}",
+            )
         return RemoteConfig(
             url,
             name,
@@ -354,6 +372,8 @@ class _Loader:
             self.opt_str(t, "profile", where),
             self.opt_str(t, "region", where),
             self.get(t, "path_style", where, bool, False),
+            account_url,
+            self.get(t, "replace_archived", where, bool, False),
         )
 
     def url(self, text: str, where: str) -> str:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from hoard.model import Action, ActionKind, Delete, LocalFile, Problem, RemoteObject
 
@@ -26,33 +26,28 @@ class Known:
 def decide(
     f: LocalFile, key: str, content_hash: str, known: Known | None, hashed: bool = True
 ) -> Action:
-    """The action for one file; ``hashed`` says its content was read this run."""
-    return replace(_decide(f, key, content_hash, known), hashed=hashed)
-
-
-def _decide(f: LocalFile, key: str, content_hash: str, known: Known | None) -> Action:
+    """The action for one file and its reason; ``hashed`` says its content was read this run."""
+    kind, reason = ActionKind.UPLOAD, "changed: content"
     if known is None:
-        return Action(ActionKind.UPLOAD, f, key, "new", content_hash)
-    if known.hash == content_hash:
+        reason = "new"
+    elif known.hash == content_hash:
+        kind = ActionKind.SKIP
         if known.source == "remote":
             return Action(
-                ActionKind.SKIP,
+                kind,
                 f,
                 key,
                 "unchanged (matches the remote object's hash)",
                 content_hash,
                 adopt=known.remote,
+                hashed=hashed,
             )
-        return Action(ActionKind.SKIP, f, key, "unchanged", content_hash)
-    if known.hash is None:
-        return Action(
-            ActionKind.UPLOAD, f, key, "changed: remote object has no hoard hash", content_hash
-        )
-    if known.size != f.size:
-        return Action(
-            ActionKind.UPLOAD, f, key, f"changed: size {known.size} → {f.size}", content_hash
-        )
-    return Action(ActionKind.UPLOAD, f, key, "changed: content", content_hash)
+        reason = "unchanged"
+    elif known.hash is None:
+        reason = "changed: remote object has no hoard hash"
+    elif known.size != f.size:
+        reason = f"changed: size {known.size} → {f.size}"
+    return Action(kind, f, key, reason, content_hash, hashed=hashed)
 
 
 @dataclass

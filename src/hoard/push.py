@@ -136,8 +136,9 @@ def _with_hashes(
     else read (in parallel, a batch at a time). The bool says the file was read."""
     while batch := list(islice(files, HASH_BATCH)):
         known: list[str | None] = []
+        records = catalog.file_records([f.path for f in batch])
         for f in batch:
-            rec = catalog.file_record(f.path)
+            rec = records.get(f.path)
             ok = (
                 rec is not None
                 and rec.hash
@@ -219,12 +220,15 @@ def build_plan(
     """Scan, hash where needed, render keys and decide. Moves nothing, writes nothing."""
     plan = Plan()
     remote_index = _RemoteIndex(backend, s.prefix)
-    for e in examine(s, catalog, reporter, now, stats, plan, stop):
-        rec = catalog.object_record(backend.url, e.key)
-        known = Known(rec.size, rec.hash, "catalog") if rec else remote_index.known(e.key)
-        action = decide(e.file, e.key, e.hash, known, e.hashed)
-        plan.add(action)
-        reporter.examined(action)
+    examined = examine(s, catalog, reporter, now, stats, plan, stop)
+    while batch := list(islice(examined, HASH_BATCH)):
+        records = catalog.object_records(backend.url, [e.key for e in batch])
+        for e in batch:
+            rec = records.get(e.key)
+            known = Known(rec.size, rec.hash, "catalog") if rec else remote_index.known(e.key)
+            action = decide(e.file, e.key, e.hash, known, e.hashed)
+            plan.add(action)
+            reporter.examined(action)
     return plan
 
 

@@ -11,6 +11,7 @@ place (``safepath``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import time
@@ -28,6 +29,7 @@ from hoard.report import Reporter
 from hoard.safepath import UnsafePath, check_relative, existing, fold, make_folder, place
 
 Clock = Callable[[], int]
+log = logging.getLogger("hoard.restore")
 OVERWRITE = ("never", "if-changed", "always")
 THAW_SPEEDS = ("expedited", "standard", "bulk")
 TYPICAL_WAIT = {"expedited": "1-5 minutes", "standard": "3-12 hours", "bulk": "5-48 hours"}
@@ -519,8 +521,14 @@ def _download_all(
             assert item is not None
             try:
                 inode, size = fut.result()
-            except (HoardError, OSError) as exc:
-                error = str(exc) if isinstance(exc, HoardError) else f"{exc.strerror or exc}"
+            except Exception as exc:
+                if isinstance(exc, HoardError):
+                    error = str(exc)
+                elif isinstance(exc, OSError):
+                    error = f"{exc.strerror or exc}"
+                else:  # a bug: fail this file, keep going, and say so loudly
+                    log.exception("internal error restoring %s", step.target)
+                    error = f"internal error: {exc!r}"
                 if isinstance(exc, NotWarm):
                     error = f"{item.key} is not thawed yet: {exc}"
                 result.failed += 1

@@ -293,32 +293,36 @@ def _delete_phase(
     """Delete (or move under the backup prefix) every extra, each only if unchanged since
     it was listed; record every outcome as a transfer of the job."""
     stamp = now.strftime("%Y-%m-%d_%H-%M-%S")
+    moved_to = join_key(s.backup_prefix, stamp) + "/" if s.backup_prefix else ""
+
+    def record(
+        d: Delete, outcome: str, began: int, error: str = "", reason: str | None = None
+    ) -> None:
+        catalog.record_delete(
+            job_id,
+            backend.url,
+            d.key,
+            d.path,
+            reason or d.reason,
+            outcome,
+            d.remote.size,
+            began,
+            clock(),
+            error,
+        )
+
     deletes = result.plan.deletes
     for start in range(0, len(deletes), DELETE_BATCH):
-        batch = deletes[start : start + DELETE_BATCH]
         ready: list[Delete] = []
-        for d in batch:
-            if s.backup_prefix is None:
-                ready.append(d)
-                continue
+        for d in deletes[start : start + DELETE_BATCH]:
             began = clock()
             try:
-                backend.copy(d.key, join_key(s.backup_prefix, f"{stamp}/{d.key}"))
+                if moved_to:
+                    backend.copy(d.key, moved_to + d.key)
                 ready.append(d)
             except BackendError as exc:
                 result.delete_failed += 1
-                catalog.record_delete(
-                    job_id,
-                    backend.url,
-                    d.key,
-                    d.path,
-                    d.reason,
-                    "failed",
-                    d.remote.size,
-                    began,
-                    clock(),
-                    f"not moved to the backup prefix: {exc}",
-                )
+                record(d, "failed", began, f"not moved to the backup prefix: {exc}")
         began = clock()
         try:
             kept = set(
@@ -328,42 +332,15 @@ def _delete_phase(
             )
         except BackendError as exc:
             for d in ready:
-                catalog.record_delete(
-                    job_id,
-                    backend.url,
-                    d.key,
-                    d.path,
-                    d.reason,
-                    "failed",
-                    d.remote.size,
-                    began,
-                    clock(),
-                    str(exc),
-                )
+                record(d, "failed", began, str(exc))
             result.delete_failed += len(ready)
             continue
         for d in ready:
             if d.key in kept:
                 result.delete_changed += 1
-                catalog.record_delete(
-                    job_id,
-                    backend.url,
-                    d.key,
-                    d.path,
-                    d.reason,
-                    "kept",
-                    d.remote.size,
-                    began,
-                    clock(),
-                    "changed on the remote since it was listed; left alone",
+                record(d, "kept", began, "changed on the remote since it was listed; left alone")
+            else:
+                result.deleted += 1
+                record(
+                    d, "ok", began, reason=f"{d.reason}; moved to {moved_to}" if moved_to else None
                 )
-                continue
-            result.deleted += 1
-            reason = (
-                d.reason
-                if s.backup_prefix is None
-                else f"{d.reason}; moved to {join_key(s.backup_prefix, stamp)}/"
-            )
-            catalog.record_delete(
-                job_id, backend.url, d.key, d.path, reason, "ok", d.remote.size, began, clock()
-            )

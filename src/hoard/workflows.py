@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from hoard.backends.base import Backend
-from hoard.backends.registry import Remote, S3Options, open_backend, parse_remote
+from hoard.backends.registry import Remote, RemoteOptions, open_backend, parse_remote
 from hoard.catalog import Catalog
 from hoard.config import Config, RemoteConfig, SourceSpec, SyncOptions, Workflow
 from hoard.errors import Interrupted, UsageError
@@ -31,10 +31,15 @@ Clock = Callable[[], int]
 
 
 def resolve(wf: Workflow, env: Mapping[str, str]) -> Workflow:
-    """Fill in what the environment decides for an S3 remote (endpoint, profile, region, as
-    `hoard push` takes them), so the snapshot says exactly what ran."""
+    """Fill in what the environment decides for the remote (an S3 endpoint, profile and
+    region; an Azure account URL — as `hoard push` takes them), so the snapshot says exactly
+    what ran. Credentials are never part of it."""
     r = wf.remote
-    if parse_remote(r.url).scheme != "s3":
+    scheme = parse_remote(r.url).scheme
+    if scheme == "az":
+        account = r.account_url or env.get("AZURE_STORAGE_ACCOUNT_URL") or None
+        return replace(wf, remote=replace(r, account_url=account))
+    if scheme != "s3":
         return wf
     endpoint = r.endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
     return replace(
@@ -102,10 +107,10 @@ def push_settings(wf: Workflow, dry_run: bool) -> PushSettings:
     )
 
 
-def s3_options(wf: Workflow) -> S3Options:
+def remote_options(wf: Workflow) -> RemoteOptions:
     r = wf.remote
-    defaults = S3Options()
-    return S3Options(
+    defaults = RemoteOptions()
+    return RemoteOptions(
         endpoint_url=r.endpoint_url,
         profile=r.profile,
         region=r.region,
@@ -113,6 +118,8 @@ def s3_options(wf: Workflow) -> S3Options:
         multipart_threshold_bytes=wf.multipart_threshold or defaults.multipart_threshold_bytes,
         part_bytes=wf.part_size or defaults.part_bytes,
         workers=wf.workers,
+        account_url=r.account_url,
+        replace_archived=r.replace_archived,
     )
 
 
@@ -126,7 +133,7 @@ class Runner:
     stop: threading.Event = field(default_factory=threading.Event)
     inhibitor: Inhibitor | None = None
     warn: Callable[[str], None] = log.warning
-    backend_for: Callable[[Remote, S3Options], Backend] = open_backend
+    backend_for: Callable[[Remote, RemoteOptions], Backend] = open_backend
 
 
 @dataclass
@@ -159,7 +166,7 @@ def run_workflow(
         log.info("workflow %s: job %d started (%s)", wf.name, job_id, trigger)
     inhibitor = runner.inhibitor if wf.keep_awake and not dry_run else None
     try:
-        backend = runner.backend_for(parse_remote(wf.remote.url), s3_options(wf))
+        backend = runner.backend_for(parse_remote(wf.remote.url), remote_options(wf))
         try:
             with kept_awake(inhibitor, f"hoard workflow {wf.name}", runner.warn) as awake:
                 result: PushResult

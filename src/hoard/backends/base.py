@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from hoard.errors import BackendError
 from hoard.model import RemoteObject
 
 
@@ -33,6 +34,15 @@ class Capabilities:
     tier_notes: Mapping[str, str] | None = None
     #: days an object of a tier is billed for at least, even when deleted sooner
     min_storage_days: Mapping[str, int] | None = None
+
+    def tier(self, requested: str | None) -> str:
+        """The tier to write: ``requested`` if this store offers it, the default for None."""
+        tier = requested or self.default_tier
+        if tier not in self.tiers:
+            raise BackendError(
+                f"{self.scheme} has no tier {tier!r}; it offers {', '.join(self.tiers)}"
+            )
+        return tier
 
 
 @dataclass(frozen=True)

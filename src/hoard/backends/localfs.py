@@ -75,9 +75,7 @@ class LocalBackend(Backend):
         journal: Journal | None = None,
     ) -> PutResult:
         dest = self._path(key)
-        tier = tier or "standard"
-        if tier not in CAPABILITIES.tiers:
-            raise BackendError(f"a local folder has no tier {tier!r}; it offers: standard")
+        tier = self.capabilities.tier(tier)
         try:
             _atomic_copy(path, dest)
             meta = json.dumps({"metadata": dict(metadata), "tier": tier}).encode()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 from hoard.backends.base import Backend, Capabilities, Journal, PutResult
-from hoard.errors import BackendError, NotFound, NotWarm, SourceUnreadable
+from hoard.errors import NotFound, NotWarm, SourceUnreadable
 from hoard.model import RemoteObject
 
 CAPABILITIES = Capabilities(
@@ -62,9 +62,7 @@ class MemoryBackend(Backend):
         journal: Journal | None = None,
     ) -> PutResult:
         self._op("put", key)
-        tier = tier or "standard"
-        if tier not in CAPABILITIES.tiers:
-            raise BackendError(f"memory backend has no tier {tier!r}")
+        tier = self.capabilities.tier(tier)
         try:
             with open(path, "rb") as fh:
                 data = fh.read()

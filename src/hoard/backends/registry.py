@@ -11,7 +11,7 @@ from hoard.backends.wrappers import Retrying, RetryPolicy
 from hoard.errors import RemoteUrlError
 from hoard.keys import validate_key
 
-SCHEMES = ("file", "s3")
+SCHEMES = ("file", "s3", "az")
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Remote:
 
 
 @dataclass(frozen=True)
-class S3Options:
+class RemoteOptions:
     endpoint_url: str | None = None
     profile: str | None = None
     region: str | None = None
@@ -38,6 +38,8 @@ class S3Options:
     multipart_threshold_bytes: int = 64 << 20
     part_bytes: int = 16 << 20
     workers: int = 8
+    account_url: str | None = None
+    replace_archived: bool = False
 
 
 def parse_remote(url: str) -> Remote:
@@ -52,7 +54,7 @@ def parse_remote(url: str) -> Remote:
         if parts.netloc not in ("", "localhost"):
             raise RemoteUrlError(f"{url}: file URLs name a local path, like file:///mnt/archive")
         return Remote("file", os.path.abspath(unquote(parts.path) or "/"), "")
-    if scheme in ("s3", "memory"):
+    if scheme in ("s3", "az", "memory"):
         if not parts.netloc:
             raise RemoteUrlError(f"{url}: the bucket name is missing (s3://BUCKET/prefix)")
         if parts.query or parts.fragment:
@@ -61,7 +63,7 @@ def parse_remote(url: str) -> Remote:
         if prefix:
             validate_key(prefix)
         return Remote(scheme, parts.netloc, prefix)
-    if scheme in ("az", "azure", "gs", "glacier"):
+    if scheme in ("azure", "gs", "glacier"):
         raise RemoteUrlError(
             f"{url}: the {scheme}:// backend is not available yet; supported: {', '.join(SCHEMES)}"
         )
@@ -72,6 +74,8 @@ def remote_of_store(store_url: str) -> tuple[Remote, str | None]:
     """The Remote for a store as the catalog names it (``Backend.url``), and its endpoint."""
     parts = urlsplit(store_url)
     endpoint = None
+    if parts.scheme == "az":
+        return parse_remote(store_url.split("?", 1)[0]), None
     if parts.query.startswith("endpoint="):
         endpoint = parts.query.removeprefix("endpoint=")
         store_url = store_url.split("?", 1)[0]
@@ -88,6 +92,10 @@ def capabilities_of(remote: Remote) -> Capabilities:
         from hoard.backends import memory
 
         return memory.CAPABILITIES
+    if remote.scheme == "az":
+        from hoard.backends import azure
+
+        return azure.CAPABILITIES
     from hoard.backends import localfs
 
     return localfs.CAPABILITIES
@@ -97,7 +105,7 @@ _MEMORY_STORES: dict[str, Backend] = {}
 
 
 def open_backend(
-    remote: Remote, s3_options: S3Options | None = None, policy: RetryPolicy | None = None
+    remote: Remote, remote_options: RemoteOptions | None = None, policy: RetryPolicy | None = None
 ) -> Backend:
     """A ready backend for ``remote`` whose requests are retried under ``policy``.
 
@@ -107,7 +115,7 @@ def open_backend(
     if remote.scheme == "s3":
         from hoard.backends.s3 import S3Backend
 
-        o = s3_options or S3Options()
+        o = remote_options or RemoteOptions()
         return S3Backend(
             remote.store,
             endpoint_url=o.endpoint_url,
@@ -118,6 +126,19 @@ def open_backend(
             part_bytes=o.part_bytes,
             workers=o.workers,
             policy=policy,
+        )
+    if remote.scheme == "az":
+        from hoard.backends.azure import AzureBackend
+
+        o = remote_options or RemoteOptions()
+        return AzureBackend(
+            remote.store,
+            account_url=o.account_url,
+            multipart_threshold_bytes=o.multipart_threshold_bytes,
+            part_bytes=o.part_bytes,
+            workers=o.workers,
+            policy=policy,
+            replace_archived=o.replace_archived,
         )
     inner: Backend
     if remote.scheme == "memory":

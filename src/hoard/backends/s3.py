@@ -8,22 +8,16 @@ threshold go up in parts, bounded in memory by one part per worker.
 
 from __future__ import annotations
 
-import base64
 import builtins
 import contextlib
-import hashlib
 import logging
-import math
-import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO, cast
 
-import boto3
 from botocore import exceptions as bexc
-from botocore.config import Config
 
+from hoard.backends import parts
 from hoard.backends.base import (
     Backend,
     Capabilities,
@@ -155,12 +149,7 @@ def translate(exc: Exception, what: str) -> Exception:
 
 def part_size_for(size: int, preferred: int) -> int:
     """The part size: ``preferred`` unless that needs more than 10,000 parts (whole MiB)."""
-    need = math.ceil(size / MAX_PARTS) if size else 0
-    return max(preferred, MIN_PART_BYTES, math.ceil(need / MiB) * MiB)
-
-
-def _md5_b64(data: bytes) -> str:
-    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+    return parts.part_size_for(size, preferred, MAX_PARTS, MIN_PART_BYTES)
 
 
 class S3Backend(Backend):
@@ -199,41 +188,46 @@ class S3Backend(Backend):
         self.part_bytes = part_bytes
         self.workers = max(1, workers)
         self.policy = policy or RetryPolicy(limit=AdaptiveLimit(2 * self.workers))
-        self._config = Config(
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=connect_timeout_s,
-            read_timeout=read_timeout_s,
-            s3={"addressing_style": "path" if path_style else "auto"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            user_agent_extra="hoard",
-            max_pool_connections=4,
-        )
+        self._config_args: dict[str, Any] = {
+            "retries": {"total_max_attempts": 1, "mode": "standard"},
+            "connect_timeout": connect_timeout_s,
+            "read_timeout": read_timeout_s,
+            "s3": {"addressing_style": "path" if path_style else "auto"},
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
+            "user_agent_extra": "hoard",
+            "max_pool_connections": 4,
+        }
         self._local = threading.local()
         self._lock = threading.Lock()
         self._clients: builtins.list[Any] = []
         self._session: Any = None
-        self._pool: ThreadPoolExecutor | None = None
-        self._part_slots = threading.BoundedSemaphore(2 * self.workers)
+        self._sender = parts.PartSender(self.workers)
         self.list_page_size = 1000
 
     def _client(self) -> Any:
         """This thread's client. Clients are never shared across threads; they are made from
-        one session (which is not thread-safe, hence the lock) so the service model loads once."""
+        one botocore session (not thread-safe, hence the lock), so the service model loads
+        once, and only when a request is first needed: a run with nothing to send never pays
+        for importing the SDK."""
         client = getattr(self._local, "client", None)
         if client is None:
+            from botocore.config import Config
+            from botocore.session import Session
+
             with self._lock:
-                if self._session is None:
-                    try:
-                        self._session = boto3.session.Session(profile_name=self.profile)
-                    except bexc.ProfileNotFound as exc:
-                        raise CredentialsRejected(str(exc)) from None
-                session = self._session
-                client = session.client(
+                try:
+                    if self._session is None:
+                        self._session = Session(profile=self.profile)
+                    session = self._session
+                    region = self.region or session.get_config_variable("region")
+                except bexc.ProfileNotFound as exc:
+                    raise CredentialsRejected(str(exc)) from None
+                client = session.create_client(
                     "s3",
                     endpoint_url=self.endpoint_url,
-                    region_name=self.region or session.region_name or "us-east-1",
-                    config=self._config,
+                    region_name=region or "us-east-1",
+                    config=Config(**self._config_args),
                 )
                 self._clients.append(client)
             self._local.client = client
@@ -248,12 +242,6 @@ class S3Backend(Backend):
 
         return self.policy.call(what, once)
 
-    def _parts_pool(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="hoard-part")
-            return self._pool
-
     def put(
         self,
         key: str,
@@ -263,11 +251,7 @@ class S3Backend(Backend):
         tier: str | None,
         journal: Journal | None = None,
     ) -> PutResult:
-        tier = tier or "standard"
-        if tier not in STORAGE_CLASSES:
-            raise BackendError(
-                f"unknown S3 tier {tier!r}; choose one of {', '.join(STORAGE_CLASSES)}"
-            )
+        tier = self.capabilities.tier(tier)
         extra = {"Metadata": dict(metadata), "StorageClass": STORAGE_CLASSES[tier]}
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed below
@@ -275,13 +259,13 @@ class S3Backend(Backend):
             raise SourceUnreadable(f"{path}: {exc.strerror or exc}") from None
         with fh:
             if size < self.multipart_threshold_bytes:
-                data = _read(fh, size + 1, path)
+                data = parts.read_at_most(fh, size + 1, path)
                 resp = self._call(
                     f"uploading {key}",
                     "put_object",
                     Key=key,
                     Body=data,
-                    ContentMD5=_md5_b64(data),
+                    ContentMD5=parts.md5_b64(data),
                     **extra,
                 )
                 return PutResult(etag=resp.get("ETag", "").strip('"'), tier=tier)
@@ -297,89 +281,50 @@ class S3Backend(Backend):
         tier: str,
         journal: Journal | None,
     ) -> PutResult:
-        resumed = self._resume(key, fd, path, journal) if journal is not None else None
-        if resumed is None:
-            part_bytes = part_size_for(size, self.part_bytes)
-            upload_id = self._call(
-                f"starting upload of {key}", "create_multipart_upload", Key=key, **extra
-            )["UploadId"]
-            if journal is not None:
-                journal.started(upload_id, part_bytes)
-            done: dict[int, PartRecord] = {}
-        else:
-            upload_id, part_bytes, done = resumed
-            done = dict(done)
-            if journal is not None and done:
-                journal.resumed(sum(p.size for p in done.values()))
-        count = max(1, math.ceil(size / part_bytes))
-        try:
-            done.update(
-                self._send_parts(
-                    key,
-                    upload_id,
-                    fd,
-                    path,
-                    size,
-                    part_bytes,
-                    [n for n in range(1, count + 1) if n not in done],
-                    journal,
-                )
+        def start(part_bytes: int) -> str:
+            return str(
+                self._call(
+                    f"starting upload of {key}", "create_multipart_upload", Key=key, **extra
+                )["UploadId"]
             )
-            parts = [{"PartNumber": n, "ETag": done[n].etag} for n in sorted(done)]
+
+        def send(upload_id: str, number: int, data: bytes) -> PartRecord:
+            md5 = parts.md5_b64(data)
+            resp = self._call(
+                f"uploading part {number} of {key}",
+                "upload_part",
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+                ContentMD5=md5,
+            )
+            return PartRecord(number, len(data), resp["ETag"], "md5:" + md5)
+
+        def complete(upload_id: str, done: builtins.list[PartRecord]) -> str:
             resp = self._call(
                 f"completing upload of {key}",
                 "complete_multipart_upload",
                 Key=key,
                 UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
+                MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in done]},
             )
-        except BaseException:
-            if journal is None:
-                self.abort_upload(key, upload_id)
-            raise
-        if journal is not None:
-            journal.finished()
-        resumed_bytes = sum(p.size for p in resumed[2].values()) if resumed else 0
-        return PutResult(
-            etag=resp.get("ETag", "").strip('"'),
-            tier=tier,
-            parts=len(parts),
-            resumed_bytes=resumed_bytes,
-        )
+            return str(resp.get("ETag", "")).strip('"')
 
-    def _resume(
-        self, key: str, fd: int, path: str, journal: Journal
-    ) -> tuple[str, int, dict[int, PartRecord]] | None:
-        """The upload to continue and its parts that still match the file, or None."""
-        state = journal.previous()
-        if state is None:
-            return None
-        if not state.same_source:
-            log.info("%s changed since its upload began; starting %s afresh", path, key)
-            self.abort_upload(key, state.upload_id)
-            journal.finished()
-            return None
-        try:
-            stored = self._list_parts(key, state.upload_id)
-        except NotFound:
-            log.info(
-                "the store no longer knows upload %s of %s; starting afresh", state.upload_id, key
-            )
-            journal.finished()
-            return None
-        done = {}
-        for n, rec in sorted(state.parts.items()):
-            if stored.get(n) != (rec.size, rec.etag):
-                continue
-            offset = (n - 1) * state.part_bytes
-            if "md5:" + _md5_b64(_pread(fd, rec.size, offset, path)) == rec.checksum:
-                done[n] = rec
-            else:
-                log.info("part %d of %s differs from the local bytes; sending it again", n, key)
-        return state.upload_id, state.part_bytes, done
+        steps = parts.Steps(
+            start=start,
+            stored=lambda uid: self._list_parts(key, uid),
+            abandon=lambda uid: self.abort_upload(key, uid),
+            send=send,
+            complete=complete,
+        )
+        up = parts.upload_in_parts(
+            steps, self._sender, fd, path, key, size, part_size_for(size, self.part_bytes), journal
+        )
+        return PutResult(etag=up.etag, tier=tier, parts=up.parts, resumed_bytes=up.resumed_bytes)
 
     def _list_parts(self, key: str, upload_id: str) -> dict[int, tuple[int, str]]:
-        parts: dict[int, tuple[int, str]] = {}
+        found: dict[int, tuple[int, str]] = {}
         marker = 0
         while True:
             page = self._call(
@@ -391,64 +336,10 @@ class S3Backend(Backend):
                 MaxParts=1000,
             )
             for p in page.get("Parts", []):
-                parts[int(p["PartNumber"])] = (int(p["Size"]), p["ETag"])
+                found[int(p["PartNumber"])] = (int(p["Size"]), p["ETag"])
             if not page.get("IsTruncated"):
-                return parts
+                return found
             marker = int(page["NextPartNumberMarker"])
-
-    def _send_parts(
-        self,
-        key: str,
-        upload_id: str,
-        fd: int,
-        path: str,
-        size: int,
-        part_bytes: int,
-        numbers: builtins.list[int],
-        journal: Journal | None,
-    ) -> dict[int, PartRecord]:
-        """Upload ``numbers`` in parallel; at most 2 x workers parts are in memory at once."""
-        futures: builtins.list[Future[PartRecord]] = []
-        try:
-            for n in numbers:
-                if any(f.done() and f.exception() for f in futures):
-                    break  # a part failed for good: stop reading more
-                offset = (n - 1) * part_bytes
-                length = min(part_bytes, size - offset)
-                self._part_slots.acquire()
-                try:
-                    data = _pread(fd, length, offset, path)
-                    if len(data) != length:
-                        raise SourceUnreadable(f"{path}: the file shrank while it was uploaded")
-                    fut = self._parts_pool().submit(
-                        self._send_part, key, upload_id, n, data, journal
-                    )
-                except BaseException:
-                    self._part_slots.release()
-                    raise
-                fut.add_done_callback(lambda _f: self._part_slots.release())
-                futures.append(fut)
-        finally:
-            wait(futures)
-        return {rec.number: rec for rec in (f.result() for f in futures)}
-
-    def _send_part(
-        self, key: str, upload_id: str, number: int, data: bytes, journal: Journal | None
-    ) -> PartRecord:
-        md5 = _md5_b64(data)
-        resp = self._call(
-            f"uploading part {number} of {key}",
-            "upload_part",
-            Key=key,
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=data,
-            ContentMD5=md5,
-        )
-        record = PartRecord(number, len(data), resp["ETag"], "md5:" + md5)
-        if journal is not None:
-            journal.part_done(record)
-        return record
 
     def incomplete_uploads(self, prefix: str) -> Iterator[IncompleteUpload]:
         markers: dict[str, str] = {}
@@ -626,32 +517,8 @@ class S3Backend(Backend):
                     raise
 
     def close(self) -> None:
+        self._sender.close()
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
             for client in self._clients:
                 client.close()
             self._clients.clear()
-
-
-def _pread(fd: int, n: int, offset: int, path: str) -> bytes:
-    chunks = []
-    while n > 0:
-        try:
-            chunk = os.pread(fd, min(n, 64 * MiB), offset)
-        except OSError as exc:
-            raise SourceUnreadable(f"{path}: {exc.strerror or exc}") from None
-        if not chunk:
-            break
-        chunks.append(chunk)
-        n -= len(chunk)
-        offset += len(chunk)
-    return b"".join(chunks)
-
-
-def _read(fh: BinaryIO, n: int, path: str) -> bytes:
-    try:
-        return fh.read(n)
-    except OSError as exc:
-        raise SourceUnreadable(f"{path}: {exc.strerror or exc}") from None

@@ -285,6 +285,31 @@ class Catalog:
         row = self._one("SELECT path, size, mtime_ns, inode, hash FROM files WHERE path=?", (path,))
         return FileRecord(*row) if row else None
 
+    def file_records(self, paths: list[str]) -> dict[str, FileRecord]:
+        """``file_record`` for many paths in one query (the no-change rerun's hot path)."""
+        rows = (
+            self._all(
+                f"SELECT path, size, mtime_ns, inode, hash FROM files WHERE path IN "
+                f"({','.join('?' * len(paths))})",
+                tuple(paths),
+            )
+            if paths
+            else []
+        )
+        return {r[0]: FileRecord(*r) for r in rows}
+
+    def object_records(self, remote: str, keys: list[str]) -> dict[str, ObjectRecord]:
+        """``object_record`` for many keys of one remote in one query."""
+        if not keys:
+            return {}
+        rows = self._all(
+            "SELECT o.remote, o.key, o.size, o.hash, o.etag, o.tier, f.path FROM objects o "
+            "LEFT JOIN files f ON f.id = o.file_id WHERE o.remote=? AND o.key IN "
+            f"({','.join('?' * len(keys))})",
+            (remote, *keys),
+        )
+        return {r[1]: ObjectRecord(*r) for r in rows}
+
     def object_record(self, remote: str, key: str) -> ObjectRecord | None:
         row = self._one(
             "SELECT o.remote, o.key, o.size, o.hash, o.etag, o.tier, f.path FROM objects o "
