@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from hoard import __version__
 from hoard.catalog import Catalog
 from hoard.config import load_config
 from hoard.daemon import Daemon, LogReporter, locked_runs
@@ -247,7 +248,7 @@ def test_the_daemon_process_refuses_a_twin_and_stops_cleanly_on_sigterm(tmp_path
             "--log-file", str(log)]
     first = hoard_proc(*args)
     try:
-        wait_for(lambda: log.exists() and "hoard daemon 0.1.0 started" in log.read_text())
+        wait_for(lambda: log.exists() and f"hoard daemon {__version__} started" in log.read_text())
         assert "workflow w: next run at" in log.read_text()
         twin = subprocess.run([sys.executable, "-m", "hoard", *args], capture_output=True,
                               text=True, timeout=60)
