@@ -3,6 +3,7 @@ connection options, and the catalog's writer lock."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -163,3 +164,10 @@ def hold(catalog: Catalog, command: str, wait_s: float) -> CatalogLock:
         wait_s,
         on_wait=lambda message: click.echo(message + " …", err=True),
     )
+
+
+def writer_lock(
+    catalog: Catalog, command: str, wait_s: float, dry_run: bool
+) -> contextlib.AbstractContextManager[object]:
+    """The catalog's writer lock; a dry run writes nothing and takes none."""
+    return contextlib.nullcontext() if dry_run else hold(catalog, command, wait_s)
