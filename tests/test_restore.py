@@ -290,3 +290,51 @@ def test_thaw_status_tells_pending_ready_and_expired_apart(tmp_path: Path) -> No
     catalog.record_thaw(store.url, "expired", "bulk", 1, now - 10**12, now - 1)
     states = {t["key"]: t["state"] for t in thaw_status(catalog, lambda s: store, now)}
     assert states == {"ready": "ready", "pending": "pending", "expired": "expired"}
+
+
+def test_large_objects_come_in_parallel_ranges_and_are_verified(
+        tmp_path: Path, moto_endpoint: str, s3_bucket: str, s3_client: object,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from hoard import restore as r
+    from hoard.backends.s3 import S3Backend
+    from hoard.catalog import Catalog
+    from hoard.report import NullReporter
+
+    monkeypatch.setattr(r, "RANGE_BYTES", 64 * 1024)
+    src = make_tree(tmp_path / "src", {"big.bin": os.urandom(1_000_003), "tiny.txt": "t",
+                                       "empty": ""})
+    env = {"AWS_ENDPOINT_URL": moto_endpoint, "HOARD_CATALOG": str(tmp_path / "c.sqlite")}
+    pushed(src, s3_bucket, env)
+    backend = S3Backend(s3_bucket, endpoint_url=moto_endpoint)
+    catalog = Catalog(str(tmp_path / "c.sqlite"))
+    ranges: list[tuple[int, int | None]] = []
+    real_open = backend.open
+
+    def counting_open(key: str, offset: int = 0, length: int | None = None) -> object:
+        ranges.append((offset, length))
+        return real_open(key, offset, length)
+
+    monkeypatch.setattr(backend, "open", counting_open)
+    settings = r.RestoreSettings(url=f"s3://{s3_bucket}/backup", to=str(tmp_path / "out"))
+    items = r.select_prefix(backend, "backup/", catalog)
+    steps = r.plan_restore(items, [], settings, catalog, lambda s: backend, time.time_ns())
+    result = r.run_restore(steps, settings, catalog, lambda s: backend, NullReporter(),
+                           time.time_ns)
+    assert result.failed == 0 and result.restored == 3
+    assert {k: v[0] for k, v in tree(tmp_path / "out").items()} == \
+        {k: v[0] for k, v in tree(src).items()}
+    assert len(ranges) == 16 + 1  # 1,000,003 bytes in 64 KiB ranges, plus tiny.txt
+
+    head = s3_client.head_object(Bucket=s3_bucket, Key="backup/big.bin")  # type: ignore[attr-defined]
+    damaged = bytearray((src / "big.bin").read_bytes())
+    damaged[700_000] ^= 1
+    s3_client.put_object(Bucket=s3_bucket, Key="backup/big.bin", Body=bytes(damaged),  # type: ignore[attr-defined]
+                         Metadata=head["Metadata"])
+    out2 = tmp_path / "out2"
+    settings = r.RestoreSettings(url=f"s3://{s3_bucket}/backup", to=str(out2))
+    steps = r.plan_restore(r.select_prefix(backend, "backup/", catalog), [], settings, catalog,
+                           lambda s: backend, time.time_ns())
+    result = r.run_restore(steps, settings, catalog, lambda s: backend, NullReporter(),
+                           time.time_ns)
+    assert result.failed == 1 and "does not match the recorded" in result.errors[0]
+    assert not (out2 / "big.bin").exists() and not list(out2.rglob("*.hoard-part"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any, Protocol
 
 from blake3 import blake3
@@ -35,6 +36,16 @@ def hash_file(path: str, algorithm: str = "blake3", size_hint: int = 0) -> str:
     with open(path, "rb", buffering=0) as fh:
         while n := fh.readinto(buf):
             h.update(view[:n])
+    return f"{algorithm}:{h.hexdigest()}"
+
+
+def hash_fd(fd: int, algorithm: str = "blake3", size_hint: int = 0) -> str:
+    """Hash an open file from its start, without moving its offset."""
+    h = new_hasher(algorithm, size_hint)
+    offset = 0
+    while chunk := os.pread(fd, CHUNK_BYTES * 8, offset):
+        h.update(chunk)
+        offset += len(chunk)
     return f"{algorithm}:{h.hexdigest()}"
 
 

@@ -24,7 +24,7 @@ from hoard import metadata as meta
 from hoard.backends.base import Backend
 from hoard.catalog import Catalog, StoredObject
 from hoard.errors import HoardError, NotFound, NotWarm, UsageError
-from hoard.hashing import hash_file, new_hasher, split_hash
+from hoard.hashing import hash_fd, hash_file, split_hash
 from hoard.report import Reporter
 from hoard.safepath import UnsafePath, check_relative, existing, fold, make_folder, place
 
@@ -34,6 +34,7 @@ OVERWRITE = ("never", "if-changed", "always")
 THAW_SPEEDS = ("expedited", "standard", "bulk")
 TYPICAL_WAIT = {"expedited": "1-5 minutes", "standard": "3-12 hours", "bulk": "5-48 hours"}
 RANGE_BYTES = 16 << 20
+RANGE_WORKERS = 4
 
 
 class Corrupted(HoardError):
@@ -351,40 +352,49 @@ def _decide(
 # --- execution ------------------------------------------------------------------------------
 
 
+def _fetch_range(backend: Backend, key: str, fd: int, offset: int, length: int) -> int:
+    """Write bytes [offset, offset + length) of the object at the same place in ``fd``."""
+    stream = backend.open(key, offset, length)
+    got = 0
+    try:
+        while chunk := stream.read(1 << 20):
+            os.pwrite(fd, chunk, offset + got)
+            got += len(chunk)
+    finally:
+        stream.close()
+    if got != length:
+        raise Corrupted(f"{key}: bytes {offset}-{offset + length - 1}: received {got}")
+    return got
+
+
 def _download(backend: Backend, step: Step) -> tuple[int, int]:
-    """Fetch, verify and place one object; returns (inode, bytes)."""
+    """Fetch, verify and place one object; returns (inode, bytes).
+
+    An object of several ranges is fetched RANGE_WORKERS ranges at a time, each written in
+    place; the temporary file is then hashed (from the page cache) before it may be renamed.
+    """
     item = step.item
     assert item is not None
     algorithm = split_hash(item.hash)[0] if item.hash else "sha256"
-    hasher = new_hasher(algorithm, item.size)
-    received = [0]
 
     def write(out: BinaryIO) -> None:
-        offset = 0
-        while offset < item.size:  # large objects come in ranges
-            stream = backend.open(item.key, offset, min(RANGE_BYTES, item.size - offset))
-            try:
-                got = 0
-                while chunk := stream.read(1 << 20):
-                    out.write(chunk)
-                    hasher.update(chunk)
-                    got += len(chunk)
-            finally:
-                stream.close()
-            if got == 0:
-                break
-            offset += got
-        received[0] = offset
-        if offset != item.size:
-            raise Corrupted(f"{item.key}: received {offset} bytes, expected {item.size}")
-        if item.hash and f"{algorithm}:{hasher.hexdigest()}" != item.hash:
+        fd = out.fileno()
+        ranges = [
+            (off, min(RANGE_BYTES, item.size - off)) for off in range(0, item.size, RANGE_BYTES)
+        ]
+        if len(ranges) > 1:
+            with ThreadPoolExecutor(RANGE_WORKERS, thread_name_prefix="hoard-range") as pool:
+                list(pool.map(lambda r: _fetch_range(backend, item.key, fd, *r), ranges))
+        elif ranges:
+            _fetch_range(backend, item.key, fd, *ranges[0])
+        if item.hash and (got := hash_fd(fd, algorithm, item.size)) != item.hash:
             raise Corrupted(
-                f"{item.key}: content hash {algorithm}:{hasher.hexdigest()[:16]}… "
-                f"does not match the recorded {item.hash[:23]}…; not placed"
+                f"{item.key}: content hash {got[:23]}… does not match the recorded "
+                f"{item.hash[:23]}…; not placed"
             )
 
     inode = place(step.root, step.rel, write, item.mtime_ns)
-    return inode, received[0]
+    return inode, item.size
 
 
 def run_restore(

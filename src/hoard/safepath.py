@@ -105,7 +105,7 @@ def place(root: str, rel: str, write: Callable[[BinaryIO], None], mtime_ns: int 
         except FileNotFoundError:
             pass
         tmp = f".{name}{TEMP_SUFFIX}"[-255:]
-        tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+        tfd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=fd)
         try:
             with os.fdopen(tfd, "wb") as out:
                 write(out)
