@@ -5,14 +5,16 @@
     python3 bench/run.py --scale full     # issue 7's sizes: 20,000 files, 4 GiB, a 1M-file tree
 
 Installs what is missing into bench/.work/, starts SeaweedFS, generates the workloads, runs the
-tools in turn (the order rotates each round), verifies every upload by listing the bucket, and
-writes bench/RESULTS.md: medians, ratios and the issue's targets. See bench/README.md.
+tools in turn (the order rotates each round), verifies every upload by listing the bucket and
+every download by comparing it with the source, and writes bench/RESULTS.md: medians, ratios and
+the issue's targets. See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import filecmp
 import hashlib
 import importlib.metadata
 import json
@@ -75,6 +77,18 @@ COMMANDS = {
     ("rclone", "rerun"): RCLONE,
     ("aws", "first"): AWS.replace("{verb}", "cp --recursive"),
     ("aws", "rerun"): AWS.replace("{verb}", "sync"),
+}
+# Each tool's download of the whole prefix into an empty folder {dest}; hoard's with the catalog
+# of the push that uploaded it. Same concurrency: n files at a time, n ranges within a large one.
+RESTORES = {
+    "hoard": "{python} -m hoard restore s3://{bucket}/{prefix} --to {dest} --endpoint-url "
+    "{endpoint} --path-style --catalog {catalog} -q --workers {n} --log-file {logs}/hoard.log",
+    "s5cmd": "{bin}/s5cmd --endpoint-url {endpoint} --log error --numworkers {n} cp "
+    "--concurrency {n} --part-size {part} s3://{bucket}/{prefix}/* {dest}/",
+    "rclone": "rclone copy bench:{bucket}/{prefix} {dest} --transfers {n} --checkers {n} "
+    "--multi-thread-streams {n} --multi-thread-cutoff {threshold}Mi",
+    "aws": "{bin}/aws --endpoint-url {endpoint} s3 cp --recursive --only-show-errors "
+    "s3://{bucket}/{prefix} {dest}",
 }
 
 
@@ -311,13 +325,17 @@ def listing(client: Any, bucket: str, prefix: str = "") -> dict[str, int]:
 
 def verify(client: Any, bucket: str, prefix: str, expected: dict[str, int]) -> str:
     """'' when the bucket holds exactly the expected keys with their sizes, else what differs."""
-    found = listing(client, bucket, prefix)
+    return differences(listing(client, bucket, prefix), expected, "objects")
+
+
+def differences(found: dict[str, int], expected: dict[str, int], what: str) -> str:
+    """'' when found == expected ({name: size}), else a short account of what differs."""
     if found == expected:
         return ""
     missing = sorted(set(expected) - set(found))[:3]
     extra = sorted(set(found) - set(expected))[:3]
     wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])[:3]
-    return f"{len(found)}/{len(expected)} objects; missing {missing} extra {extra} size {wrong}"
+    return f"{len(found)}/{len(expected)} {what}; missing {missing} extra {extra} size {wrong}"
 
 
 def new_bucket(client: Any, bucket: str) -> None:
@@ -396,6 +414,24 @@ def sizes(root: Path) -> dict[str, int]:
             path = os.path.join(dirpath, name)
             out[os.path.relpath(path, root)] = os.path.getsize(path)
     return out
+
+
+def check_download(src: Path, dest: Path, expected: dict[str, int], sample: int = 25) -> str:
+    """'' when dest holds exactly the files of src with their sizes, and a sample of them (every
+    file of a set of up to `sample`) byte for byte equal; else what differs."""
+    if problem := differences(sizes(dest), expected, "files"):
+        return problem
+    names = sorted(expected)
+    for name in names[:: max(1, len(names) // sample)]:
+        if not filecmp.cmp(src / name, dest / name, shallow=False):
+            return f"{name}: the downloaded bytes differ from the source"
+    return ""
+
+
+def settle() -> None:
+    """Write every dirty page out before the next measured command, so no tool pays for the
+    previous one's writeback."""
+    subprocess.run(["sync"], check=False)
 
 
 # ------------------------------------------------------------------------------ environment
@@ -481,6 +517,48 @@ def upload_rounds(endpoint: str, data: dict[str, Path], tools: list[str], rounds
                 catalog.unlink(missing_ok=True)
 
 
+def restore_rounds(endpoint: str, data: dict[str, Path], tools: list[str], rounds: int,
+                   workers: int, res: Results) -> None:  # fmt: skip
+    """Each round, each set: one hoard push into a fresh bucket (so the objects carry hoard's
+    metadata and the catalog knows their hashes), then every tool in turn (the order rotates
+    every round) downloads the whole prefix into its own empty folder, verified against the
+    source; hoard restores with the push's catalog, as a user restoring their own archive."""
+    client = s3_client(endpoint)
+    env = tool_env(endpoint, workers)
+    expected = {name: sizes(data[name]) for name in ("small", "large")}
+    for r in range(rounds):
+        order = tools[r % len(tools) :] + tools[: r % len(tools)]
+        for name in ("small", "large"):
+            bucket = f"bench-restore-{name}-{r}-{uuid.uuid4().hex[:6]}"
+            new_bucket(client, bucket)
+            catalog = WORK / "catalogs" / f"{bucket}.sqlite"
+            catalog.parent.mkdir(parents=True, exist_ok=True)
+            values = dict(python=sys.executable, bin=VENV / "bin", src=data[name], n=workers,
+                          bucket=bucket, prefix="data", endpoint=endpoint, catalog=catalog,
+                          logs=LOGS, part=PART_MIB, threshold=THRESHOLD_MIB)  # fmt: skip
+            push = command(HOARD, **values)
+            res.commands["hoard push (restore's upload)"] = shlex.join(push)
+            seeded = measure(push, env, LOGS / "hoard.log")
+            if seeded.ok and (problem := verify(client, bucket, "data", expected[name])):
+                seeded.ok, seeded.note = False, problem
+            res.add(f"{name}-restore-push", "hoard", seeded)
+            for tool in order if seeded.ok else []:
+                dest = WORK / "restore" / tool
+                shutil.rmtree(dest, ignore_errors=True)
+                dest.mkdir(parents=True)
+                settle()
+                argv = command(RESTORES[tool], dest=dest, **values)
+                res.commands[f"{tool} restore"] = shlex.join(argv)
+                run = measure(argv, env, LOGS / f"{tool}.log")
+                if run.ok and (problem := check_download(data[name], dest, expected[name])):
+                    run.ok, run.note = False, problem
+                res.add(f"{name}-restore", tool, run)
+                shutil.rmtree(dest, ignore_errors=True)
+            drop_bucket(client, bucket)
+            catalog.unlink(missing_ok=True)
+    settle()
+
+
 def scan_rounds(tree: Path, rounds: int, res: Results, profile: bool) -> None:
     """hoard's first push of the tiny-file tree to a local folder, then no-change reruns
     against `find` over the same tree; on a tenth of the tree (t0) too, to see memory grow."""
@@ -521,8 +599,42 @@ def hash_files(paths: list[str], make: Callable[[], Any]) -> Run:
     return Run(time.perf_counter() - t0, cpu, after.ru_maxrss / 1024)
 
 
+def write_files(src: Path, names: list[str], durable: bool) -> Run:
+    """Copy each file of src into an empty folder, one at a time, in this process (1 MiB reads
+    and writes); with durable, fsync each file and then its folder, as hoard restore places a
+    file. Without, the writeback comes after the clock stops, as for the peers' downloads."""
+    dest = WORK / "write-test"
+    shutil.rmtree(dest, ignore_errors=True)
+    folders = {os.path.dirname(name) for name in names}
+    for folder in folders:
+        (dest / folder).mkdir(parents=True, exist_ok=True)
+    settle()
+    buf = bytearray(MiB)
+    view = memoryview(buf)
+    before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    for name in names:
+        with open(src / name, "rb", buffering=0) as fh, open(dest / name, "wb", buffering=0) as out:
+            while n := fh.readinto(buf):
+                out.write(view[:n])
+            if durable:
+                os.fsync(out.fileno())
+        if durable:
+            fd = os.open(dest / os.path.dirname(name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    run = Run(time.perf_counter() - t0, cpu, after.ru_maxrss / 1024)
+    shutil.rmtree(dest, ignore_errors=True)
+    settle()
+    return run
+
+
 def limits(data: dict[str, Path], rounds: int, res: Results) -> None:
-    """Disk read (`cat` of the large files) and hashing alone, beside the tools."""
+    """Disk read (`cat` of the large files), hashing alone, and writing the files back (what a
+    download must do besides the network), beside the tools."""
     from blake3 import blake3
 
     large = sorted(str(p) for p in data["large"].iterdir())
@@ -538,6 +650,10 @@ def limits(data: dict[str, Path], rounds: int, res: Results) -> None:
         res.add("limit-large", "blake3-1", hash_files(large, blake3))
         res.add("limit-large", "md5", hash_files(large, hashlib.md5))
         res.add("limit-small", "blake3-1", hash_files(small, blake3))
+        for name in ("large", "small"):
+            names = sorted(sizes(data[name]))
+            res.add(f"limit-{name}", "write-fsync", write_files(data[name], names, durable=True))
+            res.add(f"limit-{name}", "write", write_files(data[name], names, durable=False))
 
 
 # -------------------------------------------------------------------------------- profiling
@@ -560,6 +676,16 @@ AREAS = [
     ("… of which urllib3 / http.client", "(urllib3/"),
     ("making botocore clients (S3Backend._client)", "S3Backend._client ("),
     ("progress and console (hoard/console.py)", "(hoard/console.py)"),
+    ("restore: select (listing, catalog look-ups)", "select_prefix (hoard/restore.py)"),
+    ("restore: plan (plan_restore)", "plan_restore (hoard/restore.py)"),
+    ("restore: coordinator (_download_all, main thread)", "_download_all (hoard/restore.py)"),
+    ("… of which recording results (catalog.record_restore)", "record_restore ("),
+    (
+        "restore: one object, fetch + hash + place (restore._download)",
+        "_download (hoard/restore.py)",
+    ),
+    ("… of which fetching the bytes (restore._fetch_range)", "_fetch_range (hoard/restore.py)"),
+    ("… of which reading response bodies (urllib3/response.py)", "(urllib3/response.py)"),
 ]
 
 
@@ -586,6 +712,29 @@ def profile_uploads(endpoint: str, src: Path, workers: int, res: Results) -> Non
         spy(f"small-{step}", argv, tool_env(endpoint, workers), res)
     drop_bucket(client, bucket)
     catalog.unlink(missing_ok=True)
+
+
+def profile_restores(endpoint: str, data: dict[str, Path], workers: int, res: Results) -> None:
+    """py-spy over one hoard restore of each set, after a hoard push of it."""
+    client = s3_client(endpoint)
+    env = tool_env(endpoint, workers)
+    for name in ("small", "large"):
+        bucket = f"bench-profile-{name}-{uuid.uuid4().hex[:6]}"
+        new_bucket(client, bucket)
+        catalog = WORK / "catalogs" / f"{bucket}.sqlite"
+        dest = WORK / "restore" / "profile"
+        shutil.rmtree(dest, ignore_errors=True)
+        values = dict(python=sys.executable, src=data[name], n=workers, bucket=bucket,
+                      prefix="data", endpoint=endpoint, catalog=catalog, logs=LOGS,
+                      dest=dest)  # fmt: skip
+        push = measure(command(HOARD, **values), env, LOGS / "hoard.log")
+        if push.ok:
+            settle()
+            spy(f"{name}-restore", command(RESTORES["hoard"], **values), env, res)
+        shutil.rmtree(dest, ignore_errors=True)
+        drop_bucket(client, bucket)
+        catalog.unlink(missing_ok=True)
+    settle()
 
 
 def summarize(raw: Path, run: Run, top: int = 12) -> list[str]:
@@ -647,7 +796,6 @@ def rate(wall: float | None, mb: float, files: int = 0) -> str:
 
 def report(invocation: str, scale: Scale, workers: int, tools: list[str], res: Results,
            vers: dict[str, str], started: datetime, elapsed: float) -> str:  # fmt: skip
-    m = res.median
     out = [
         "# Benchmark results",
         "",
@@ -660,8 +808,10 @@ def report(invocation: str, scale: Scale, workers: int, tools: list[str], res: R
         f"nested folders; {scale.large_files} large files of {scale.large_mib} MiB "
         f"({scale.large_mb:.0f} MB); a tree of {scale.tree_files:,} empty or tiny files. "
         f"{scale.rounds} rounds; in each the tools take turns (the order rotates every round), "
-        "each first upload into a fresh bucket, then a no-change rerun into the same bucket. "
-        "Every upload is verified by listing the bucket (count and size of every object). "
+        "each first upload into a fresh bucket, then a no-change rerun into the same bucket; "
+        "then, in rounds of their own, each downloads what hoard pushed. Every upload is "
+        "verified by listing the bucket (count and size of every object), every download by "
+        "comparing the folder with the source. "
         "The files are read from a warm page cache (this machine's caches cannot be dropped). "
         "Medians throughout; wall = elapsed, CPU = the client process's user+sys seconds, "
         "RSS = its peak resident set (both from os.wait4 in bench/rusage.py; the RSS floor, the "
@@ -694,27 +844,16 @@ def report(invocation: str, scale: Scale, workers: int, tools: list[str], res: R
         "| ÷ rclone |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    sets = {"small": (scale.small_mb, scale.small_files), "large": (scale.large_mb, 0)}
-    for workload in ("small-first", "small-rerun", "large-first", "large-rerun"):
-        mb, files = sets[workload.split("-")[0]] if workload.endswith("first") else (0, 0)
-        for tool in tools:
-            walls = [r.wall for r in res.runs.get(f"{workload}/{tool}", []) if r.ok]
-            w = m(workload, tool)
-            out.append(
-                f"| {workload} | {tool} | {fmt(w)} | {fmt(min(walls, default=None))}–"
-                f"{fmt(max(walls, default=None))} | {rate(w, mb, files)} | "
-                f"{fmt(m(workload, tool, 'cpu'))} | {fmt(m(workload, tool, 'rss_mb'), 0)} | "
-                f"{ratio(w, m(workload, 's5cmd'))} | {ratio(w, m(workload, 'rclone'))} |"
-            )
+    out += tool_rows(
+        scale, res, tools, ("small-first", "small-rerun", "large-first", "large-rerun")
+    )
     out += [
         "",
         "÷ s5cmd, ÷ rclone: the tool's median wall time over theirs (below 1 is faster).",
         "",
     ]
+    out += restore_section(scale, res, tools, workers)
     out += tree_section(scale, res) + limits_section(scale, res, tools) + targets(scale, res, tools)
-    out += ["## Not measured yet", "", "Restore (download) of the large and the small set, and "
-            "its target (≥ 90% of s5cmd's download throughput): hoard has no restore command yet.",
-            ""]  # fmt: skip
     if res.failures:
         out += [
             "## Failed runs (left out of the medians)",
@@ -727,6 +866,71 @@ def report(invocation: str, scale: Scale, workers: int, tools: list[str], res: R
         for label, lines in res.profiles.items():
             out += [f"### py-spy --gil: hoard, {label}", "", *lines, ""]
     return "\n".join(out)
+
+
+def tool_rows(
+    scale: Scale, res: Results, tools: list[str], workloads: tuple[str, ...]
+) -> list[str]:
+    """One table row per workload and tool: medians, spread, throughput, ratios."""
+    m = res.median
+    sets = {"small": (scale.small_mb, scale.small_files), "large": (scale.large_mb, 0)}
+    out = []
+    for workload in workloads:
+        mb, files = sets[workload.split("-")[0]] if not workload.endswith("rerun") else (0, 0)
+        for tool in tools:
+            walls = [r.wall for r in res.runs.get(f"{workload}/{tool}", []) if r.ok]
+            w = m(workload, tool)
+            out.append(
+                f"| {workload} | {tool} | {fmt(w)} | {fmt(min(walls, default=None))}–"
+                f"{fmt(max(walls, default=None))} | {rate(w, mb, files)} | "
+                f"{fmt(m(workload, tool, 'cpu'))} | {fmt(m(workload, tool, 'rss_mb'), 0)} | "
+                f"{ratio(w, m(workload, 's5cmd'))} | {ratio(w, m(workload, 'rclone'))} |"
+            )
+    return out
+
+
+def restore_section(scale: Scale, res: Results, tools: list[str], workers: int) -> list[str]:
+    push = res.median("small-restore-push", "hoard"), res.median("large-restore-push", "hoard")
+    return [
+        "## Restores (downloads)",
+        "",
+        "Each round, for each set, hoard pushes the set once into a fresh bucket (median "
+        f"{fmt(push[0])} s for the small set, {fmt(push[1])} s for the large one; not in the "
+        "table), so the objects carry hoard's metadata and its catalog holds their hashes. Then "
+        "each tool in turn (the order rotates every round) downloads the whole prefix into its "
+        "own empty folder: `hoard restore` with the catalog of that push (the realistic case: "
+        "restoring one's own archive; the objects are listed and each is looked up in the "
+        "catalog), `s5cmd cp 's3://…/*' DIR/`, `rclone copy`, `aws s3 cp --recursive`. The "
+        f"same concurrency as the uploads: {workers} files at a time, and within a file of "
+        f"{THRESHOLD_MIB} MiB or more {workers} ranged GETs at a time (rclone "
+        f"`--multi-thread-streams {workers} --multi-thread-cutoff {THRESHOLD_MIB}Mi`, s5cmd "
+        f"`--concurrency {workers} --part-size {PART_MIB}`, the AWS CLI's {PART_MIB} MiB "
+        f"chunks from its one pool of {2 * workers} requests; hoard: {hoard_ranges()}). "
+        "Every download is verified: "
+        "the folder holds exactly the set's files with their sizes, and a sample of 25 files "
+        "(all of a set that has fewer) is compared byte for byte with the source. hoard also "
+        "hashes every file against the hash recorded at push and fsyncs each file and its "
+        "folder before renaming it into place; the peers neither verify a hash nor fsync (see "
+        "the write rows under Limits). Before each download `sync` writes out the previous "
+        "tool's dirty pages, so no tool pays for another's writeback.",
+        "",
+        "| workload | tool | wall s | min–max s | throughput | CPU s | peak RSS MB | ÷ s5cmd "
+        "| ÷ rclone |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *tool_rows(scale, res, tools, ("small-restore", "large-restore")),
+        "",
+    ]
+
+
+def hoard_ranges() -> str:
+    """hoard restore's ranged-download constants, as the measured code has them."""
+    try:
+        from hoard import restore
+    except ImportError:
+        return "?"
+    size, workers = getattr(restore, "RANGE_BYTES", None), getattr(restore, "RANGE_WORKERS", None)
+    got = f"ranges of {size / MiB:g} MiB" if size else "its own range size"
+    return got + (f", {workers} at a time within a file (fixed in its code)" if workers else "")
 
 
 def tree_section(scale: Scale, res: Results) -> list[str]:
@@ -779,6 +983,14 @@ def limits_section(scale: Scale, res: Results, tools: list[str]) -> list[str]:
         ("limit-large", "md5", "MD5 of the large files (hoard's Content-MD5)", scale.large_mb, 0),
         ("limit-small", "blake3-1", "blake3 of the small files, open+read+hash each",
          scale.small_mb, scale.small_files),
+        ("limit-large", "write", "write the large files to disk, one at a time, no fsync",
+         scale.large_mb, 0),
+        ("limit-large", "write-fsync", "… the same, each fsynced with its folder (as hoard "
+         "restore)", scale.large_mb, 0),
+        ("limit-small", "write", "write the small files to disk, one at a time, no fsync",
+         scale.small_mb, scale.small_files),
+        ("limit-small", "write-fsync", "… the same, each fsynced with its folder (as hoard "
+         "restore)", scale.small_mb, scale.small_files),
     ]  # fmt: skip
     for workload, tool, what, mb, files in rows:
         out.append(f"| {what} | {fmt(m(workload, tool))} | {rate(m(workload, tool), mb, files)} |")
@@ -789,7 +1001,9 @@ def limits_section(scale: Scale, res: Results, tools: list[str]) -> list[str]:
     out.append(f"| RSS floor: `true` under the wrapper | {fmt(m('limit-floor', 'true'))} | "
                f"peak RSS {fmt(m('limit-floor', 'true', 'rss_mb'), 0)} MB |")  # fmt: skip
     for workload, mb, files in (("large-first", scale.large_mb, 0),
-                                ("small-first", scale.small_mb, scale.small_files)):  # fmt: skip
+                                ("small-first", scale.small_mb, scale.small_files),
+                                ("large-restore", scale.large_mb, 0),
+                                ("small-restore", scale.small_mb, scale.small_files)):  # fmt: skip
         walls = [(w, t) for t in tools if (w := m(workload, t)) is not None]
         if walls:
             w, t = min(walls)
@@ -813,6 +1027,10 @@ def targets(scale: Scale, res: Results, tools: list[str]) -> list[str]:
         w = m("large-first", tool)
         return None if w is None else scale.large_mb / w
 
+    def per_s(workload: str, tool: str, amount: float) -> float | None:
+        w = m(workload, tool)
+        return None if w is None else amount / w
+
     h, s5, rc = mbps("hoard"), mbps("s5cmd"), mbps("rclone")
     rows = [
         ("small files, first upload: wall ≤ s5cmd's",
@@ -829,6 +1047,12 @@ def targets(scale: Scale, res: Results, tools: list[str]) -> list[str]:
         rows.append((f"no-change rerun, {name} set: ≤ 0.5× the fastest peer",
                      f"{fmt(w)} s vs {peer} {fmt(best)} s ({ratio(w, best)})",
                      at_most(w, best, 0.5)))  # fmt: skip
+    for name, amount, unit in (("large", scale.large_mb, "MB/s"),
+                               ("small", scale.small_files, "files/s")):  # fmt: skip
+        h, s5 = (per_s(f"{name}-restore", t, amount) for t in ("hoard", "s5cmd"))
+        rows.append((f"restore, {name} set: ≥ 90% of s5cmd's download throughput",
+                     f"{fmt(h, 0)} vs {fmt(s5, 0)} {unit} ({ratio(h, s5)})",
+                     at_most(s5, h, 1 / 0.9)))  # fmt: skip
     w, find = m("tree-whole-rerun", "hoard"), m("tree-whole-rerun", "find")
     rows.append((f"no-change rerun, {scale.tree_files:,}-file tree: within 3× of `find`",
                  f"{fmt(w)} s vs {fmt(find)} s ({ratio(w, find)})",
@@ -857,9 +1081,11 @@ def main() -> None:
     ap.add_argument("--tree-files", type=int, help="files in the tiny-file tree")
     ap.add_argument("--workers", type=int, default=8, help="every tool's concurrency (default 8)")
     ap.add_argument("--tools", default=",".join(TOOLS), help="which tools, comma-separated")
-    ap.add_argument("--skip", default="", help="leave out some of: uploads,tree,limits")
+    ap.add_argument("--skip", default="", help="leave out some of: uploads,restores,tree,limits")
     ap.add_argument(
-        "--profile", action="store_true", help="also py-spy hoard: small upload, rerun, tree rerun"
+        "--profile",
+        action="store_true",
+        help="also py-spy hoard: small upload, rerun, restores, tree rerun",
     )
     ap.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
     args = ap.parse_args()
@@ -878,12 +1104,15 @@ def main() -> None:
     vers, digest = versions(), source_digest()
     data = generate(scale)
     res = Results()
-    if "uploads" not in skip or args.profile:
+    if not {"uploads", "restores"} <= skip or args.profile:
         with seaweedfs() as endpoint:
             if "uploads" not in skip:
                 upload_rounds(endpoint, data, tools, scale.rounds, args.workers, res)
+            if "restores" not in skip:
+                restore_rounds(endpoint, data, tools, scale.rounds, args.workers, res)
             if args.profile:
                 profile_uploads(endpoint, data["small"], args.workers, res)
+                profile_restores(endpoint, data, args.workers, res)
     if "tree" not in skip:
         scan_rounds(data["tree"], scale.rounds, res, args.profile)
     if "limits" not in skip:
