@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark hoard against s5cmd, rclone and the AWS CLI on a SeaweedFS server on 127.0.0.1.
 
-    python3 bench/run.py                  # small scale: a few minutes
+    python3 bench/run.py                  # small scale: ~8 minutes on 2 cores
     python3 bench/run.py --scale full     # issue 7's sizes: 20,000 files, 4 GiB, a 1M-file tree
 
 Installs what is missing into bench/.work/, starts SeaweedFS, generates the workloads, runs the
@@ -684,7 +684,7 @@ AREAS = [
         "restore: one object, fetch + hash + place (restore._download)",
         "_download (hoard/restore.py)",
     ),
-    ("… of which fetching the bytes (restore._fetch_range)", "_fetch_range (hoard/restore.py)"),
+    ("restore: fetching bytes (restore._fetch_range, also in range threads)", "_fetch_range ("),
     ("… of which reading response bodies (urllib3/response.py)", "(urllib3/response.py)"),
 ]
 
@@ -748,7 +748,13 @@ def summarize(raw: Path, run: Run, top: int = 12) -> list[str]:
             continue
         frames = [frame_name(f) for f in stack.split(";")]
         own[frames[-1]] += int(count)
-        found = [a for a, text in AREAS if any(text in f for f in frames)]
+        found, under = [], False  # a "… of which" area counts only under the area above it
+        for a, text in AREAS:
+            hit = any(text in f for f in frames)
+            if not a.startswith("…"):
+                under = hit
+            if hit and under:
+                found.append(a)
         if AREAS[0][0] in found:  # inside an import: start-up, whatever the importer
             found = [AREAS[0][0]]
         areas.update(dict.fromkeys(found, int(count)))
