@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from hoard.backends.azure import AzureBackend
 from hoard.errors import NotWarm
 from tests.conftest import azurite_connection_string, make_tree
 from tests.faultproxy import FaultProxy, Request
+from tests.test_resume import journaled
 
 MiB = 1 << 20
 
@@ -146,23 +146,12 @@ def test_block_upload_resumes_after_sigkill(tmp_path: Path, az_container: str,
     p.delay_s["PUT"] = 0.2
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def journaled() -> set[int]:
-        if not cat.exists():
-            return set()
-        db = sqlite3.connect(f"file:{cat}?mode=ro", uri=True, timeout=5)
-        try:
-            return {r[0] for r in db.execute("SELECT number FROM upload_parts")}
-        except sqlite3.OperationalError:
-            return set()
-        finally:
-            db.close()
-
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(journaled()) < 4:
+    while time.monotonic() < deadline and len(journaled(cat)) < 4:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    done_before = journaled()
+    done_before = journaled(cat)
     assert 4 <= len(done_before) < 12
     p.delay_s.clear()
     p.reset_counts()

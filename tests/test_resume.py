@@ -82,6 +82,16 @@ def kill_mid_file(cmd: list[str], env: dict[str, str], catalog: Path, parts: int
     return journaled(catalog)
 
 
+def rerun(proxy: FaultProxy, cmd: list[str], env: dict[str, str]
+          ) -> subprocess.CompletedProcess[str]:
+    """Run hoard again at full speed with fresh proxy counts; it must succeed."""
+    proxy.delay_s.clear()
+    proxy.reset_counts()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
 def read_object(client: object, bucket: str, key: str) -> bytes:
     return client.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[attr-defined]
 
@@ -110,11 +120,7 @@ def test_killed_mid_file_resumes_and_sends_only_missing_parts(
     assert 4 <= len(done_before) < 12
     assert len(unfinished(client, seaweed_bucket)) == 1
 
-    proxy.delay_s.clear()
-    proxy.reset_counts()
-    r = subprocess.run(hoard_cmd(big, seaweed_bucket, catalog), env=env, capture_output=True,
-                       text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    r = rerun(proxy, hoard_cmd(big, seaweed_bucket, catalog), env)
     sent_again = proxy.parts_sent()
     assert set(sent_again).isdisjoint(done_before)  # stored and journaled: never sent again
     assert sorted(sent_again) == sorted(set(range(1, 13)) - done_before)
@@ -137,11 +143,7 @@ def test_changed_source_aborts_the_old_upload_and_starts_fresh(
     with open(big / "trip.mp4", "ab") as fh:
         fh.write(os.urandom(MiB))
 
-    proxy.delay_s.clear()
-    proxy.reset_counts()
-    r = subprocess.run(hoard_cmd(big, seaweed_bucket, catalog), env=env, capture_output=True,
-                       text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    r = rerun(proxy, hoard_cmd(big, seaweed_bucket, catalog), env)
     assert proxy.count("AbortMultipartUpload") == 1
     assert sorted(proxy.parts_sent()) == list(range(1, 14))
     assert "resumed" not in r.stdout
@@ -166,11 +168,7 @@ def test_a_part_whose_local_bytes_differ_is_sent_again(
         fh.write(b"edited in place")
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
-    proxy.delay_s.clear()
-    proxy.reset_counts()
-    r = subprocess.run(hoard_cmd(big, seaweed_bucket, catalog), env=env, capture_output=True,
-                       text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    rerun(proxy, hoard_cmd(big, seaweed_bucket, catalog), env)
     sent_again = set(proxy.parts_sent())
     assert changed in sent_again
     assert sent_again.isdisjoint(done_before - {changed})
@@ -186,11 +184,7 @@ def test_an_upload_the_store_forgot_starts_fresh(big: Path, tmp_path: Path, prox
     [old] = unfinished(client, seaweed_bucket)
     client.abort_multipart_upload(Bucket=seaweed_bucket, Key=old["Key"],  # type: ignore[attr-defined]
                                   UploadId=old["UploadId"])
-    proxy.delay_s.clear()
-    proxy.reset_counts()
-    r = subprocess.run(hoard_cmd(big, seaweed_bucket, catalog), env=env, capture_output=True,
-                       text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    rerun(proxy, hoard_cmd(big, seaweed_bucket, catalog), env)
     assert proxy.count("CreateMultipartUpload") == 1
     assert sorted(proxy.parts_sent()) == list(range(1, 13))
     assert read_object(client, seaweed_bucket, "v/trip.mp4") == (big / "trip.mp4").read_bytes()
