@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from hoard import __version__, cli_restore, cli_workflows, console
+from hoard import __version__, console
 from hoard.backends.base import Backend
 from hoard.backends.registry import (
     Remote,
@@ -44,7 +45,39 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> in
         raise click.BadParameter(str(exc)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: Commands whose modules load only when the command runs (or help lists it): a push or a
+#: rerun never pays for importing restore, the workflow scheduler or the config parser.
+LAZY_COMMANDS = {
+    "restore": "hoard.cli_restore:restore",
+    "catalog": "hoard.cli_restore:catalog_group",
+    "manifest": "hoard.cli_restore:manifest_group",
+    "cleanup": "hoard.cli_restore:cleanup",
+    "init": "hoard.cli_workflows:init",
+    "workflows": "hoard.cli_workflows:workflows",
+    "run": "hoard.cli_workflows:run",
+    "daemon": "hoard.cli_workflows:daemon",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose LAZY_COMMANDS are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="hoard")
 def main() -> None:
     """hoard archives local files into object storage, remembers everything it moved in a local
@@ -433,16 +466,3 @@ def demo(workdir: str) -> None:
     from hoard.demo import run_demo
 
     sys.exit(run_demo(os.path.abspath(workdir), sys.stdout))
-
-
-for _command in (
-    cli_restore.restore,
-    cli_restore.catalog_group,
-    cli_restore.manifest_group,
-    cli_restore.cleanup,
-    cli_workflows.init,
-    cli_workflows.workflows,
-    cli_workflows.run,
-    cli_workflows.daemon,
-):
-    main.add_command(_command)

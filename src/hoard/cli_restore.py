@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import click
 
-from hoard import console
+from hoard import console_restore
 from hoard.backends.base import Backend
 from hoard.backends.registry import RemoteOptions, open_backend, parse_remote, remote_of_store
 from hoard.catalog import Catalog
@@ -119,7 +119,7 @@ def restore(
         held.enter_context(writer_lock(catalog, "hoard restore", wait_lock, dry_run or status))
         if status:
             rows = r.thaw_status(catalog, backends, time.time_ns())
-            click.echo(json.dumps(rows, indent=2) if as_json else console.thaw_table(rows))
+            click.echo(json.dumps(rows, indent=2) if as_json else console_restore.thaw_table(rows))
             return
         chosen = [
             name
@@ -172,7 +172,9 @@ def restore(
             items = r.select_catalog(catalog.objects_of_job(job))
         steps = r.plan_restore(items, folders, settings, catalog, backends, time.time_ns())
         if not quiet and not as_json:
-            console.print_restore_plan(sys.stdout if dry_run else sys.stderr, steps, thaw, dry_run)
+            console_restore.print_restore_plan(
+                sys.stdout if dry_run else sys.stderr, steps, thaw, dry_run
+            )
         from hoard.metrics import Sampler
 
         with Sampler(metrics) if metrics else contextlib.nullcontext():
@@ -182,11 +184,11 @@ def restore(
         for b in backends.opened.values():
             b.close()
     if as_json:
-        click.echo(console.restore_json(result))
+        click.echo(console_restore.restore_json(result))
     else:
         for error in result.errors:
             click.echo(f"error: {error}", err=True)
-        click.echo(console.restore_summary(result, thaw))
+        click.echo(console_restore.restore_summary(result, thaw))
     frozen = result.pending or result.count("needs-thaw")
     sys.exit(1 if result.failed else 7 if frozen and not dry_run else 0)
 

@@ -5,28 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import Counter
-from datetime import datetime
 from types import TracebackType
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, TextIO
 
 from hoard.model import Action, Delete, Problem
 from hoard.plan import Plan
 from hoard.push import PushResult
-from hoard.restore import TYPICAL_WAIT, RestoreResult, Step
 from hoard.sync import SyncResult
-from hoard.units import format_duration, format_size
+from hoard.units import format_duration, format_size, format_time
+
+if TYPE_CHECKING:  # rich loads only when something is drawn: a quiet run never pays for it
+    from rich.console import Console
+    from rich.progress import Progress
 
 log = logging.getLogger("hoard")
 
@@ -37,10 +27,19 @@ class ConsoleReporter:
     def __init__(self, err: TextIO, quiet: bool = False, progress: bool | None = None) -> None:
         self.err = err
         self.quiet = quiet
-        self.console = Console(file=err, highlight=False)
+        self._console: Console | None = None
         show = progress if progress is not None else (err.isatty() and not quiet)
         self.progress_bar: Progress | None = None
         if show:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
             self.progress_bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -56,6 +55,14 @@ class ConsoleReporter:
         self._examined = 0
         self._sent: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.err, highlight=False)
+        return self._console
 
     def __enter__(self) -> ConsoleReporter:
         if self.progress_bar is not None:
@@ -230,11 +237,10 @@ def print_extras(out: TextIO, deletes: list[Delete], limit: int = 20) -> None:
         out.write(f"extra: … and {len(deletes) - limit} more\n")
 
 
-def _when(ns: int | None) -> str:
-    return datetime.fromtimestamp(ns / 1e9).strftime("%Y-%m-%d %H:%M:%S") if ns else "-"
-
-
 def print_table(out: TextIO, title: str, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False, title_justify="left")
     for col in columns:
         table.add_column(col, overflow="fold")
@@ -248,7 +254,7 @@ def print_jobs(out: TextIO, jobs: list[dict[str, Any]]) -> None:
         [
             str(j["id"]),
             j["command"] + (f" ({j['workflow']})" if j.get("workflow") else ""),
-            _when(j["started_ns"]),
+            format_time(j["started_ns"]),
             j["outcome"],
             str(j["scanned"]),
             str(j["uploaded"]),
@@ -282,7 +288,7 @@ def print_transfers(out: TextIO, title: str, transfers: list[dict[str, Any]]) ->
     rows = [
         [
             str(t["job_id"]),
-            _when(t["started_ns"]),
+            format_time(t["started_ns"]),
             t["outcome"],
             t["remote"],
             t["key"],
@@ -304,100 +310,10 @@ def print_job(out: TextIO, job: dict[str, Any]) -> None:
     out.write(
         f"job {job['id']}: {job['command']} ({job['outcome']}), hoard {job['hoard_version']}\n"
     )
-    out.write(f"started {_when(job['started_ns'])}, ended {_when(job['ended_ns'])}\n")
+    out.write(f"started {format_time(job['started_ns'])}, ended {format_time(job['ended_ns'])}\n")
     out.write(
         f"scanned={job['scanned']} uploaded={job['uploaded']} skipped={job['skipped']} "
         f"failed={job['failed']} bytes={format_size(job['bytes'])}\n"
     )
     out.write("settings: " + json.dumps(job["settings"], sort_keys=True) + "\n")
     print_transfers(out, f"transfers of job {job['id']}", job["transfers"])
-
-
-# --- restore -------------------------------------------------------------------------------
-
-
-def print_restore_plan(out: TextIO, steps: list[Step], thaw: str | None, dry_run: bool) -> None:
-    """Dry run: every step. Real run: what matters before it starts (thaws, refusals)."""
-    for st in steps:
-        if dry_run or st.kind in ("thaw", "needs-thaw", "fail"):
-            src = f"  <- {st.item.key}" if st.item else ""
-            out.write(f"{st.kind:<10} {st.target}{src}  ({st.reason})\n")
-    thawing = [st for st in steps if st.kind == "thaw" and st.item]
-    if thawing:
-        size = format_size(sum(st.item.size for st in thawing if st.item))
-        out.write(
-            f"thaw: {len(thawing)} objects ({size}) at {thaw} speed, typically ready in "
-            f"{TYPICAL_WAIT.get(thaw or '', 'hours')}\n"
-        )
-    if dry_run:
-        kinds = Counter(st.kind for st in steps)
-        out.write(
-            "plan: "
-            + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-            + "; nothing was done (dry run)\n"
-        )
-
-
-def restore_summary(r: RestoreResult, thaw: str | None) -> str:
-    rate = r.bytes / r.elapsed_s if r.elapsed_s > 0 else 0.0
-    lines = []
-    if r.pending:
-        lines.append(
-            f"{r.pending} objects are thawing; run the same command again in about "
-            f"{TYPICAL_WAIT.get(thaw or 'standard', 'a few hours')} (or add --wait); "
-            "`hoard restore --status` shows them"
-        )
-    if r.count("needs-thaw"):
-        lines.append(
-            f"{r.count('needs-thaw')} objects are in archive tiers: add "
-            "--thaw bulk|standard|expedited to request them"
-        )
-    lines.append(
-        f"selected={sum(1 for s in r.steps if s.item)} restored={r.restored} "
-        f"skipped={r.skipped} kept={r.count('keep')} thaw_requested={r.thaw_requested} "
-        f"pending={r.pending} failed={r.failed} bytes={format_size(r.bytes)} "
-        f"elapsed={format_duration(r.elapsed_s)} rate={format_size(rate)}/s"
-        + (f" job={r.job_id}" if r.job_id is not None else "")
-    )
-    return "\n".join(lines)
-
-
-def restore_json(r: RestoreResult) -> str:
-    return json.dumps(
-        {
-            "job": r.job_id,
-            "outcome": r.outcome,
-            "restored": r.restored,
-            "bytes": r.bytes,
-            "skipped": r.skipped,
-            "kept": r.count("keep"),
-            "failed": r.failed,
-            "thaw_requested": r.thaw_requested,
-            "pending": r.pending,
-            "needs_thaw": r.count("needs-thaw"),
-            "elapsed_s": round(r.elapsed_s, 3),
-            "errors": r.errors,
-            "steps": [
-                {
-                    "step": s.kind,
-                    "target": s.target,
-                    "key": s.item.key if s.item else None,
-                    "reason": s.reason,
-                }
-                for s in r.steps
-            ],
-        },
-        indent=2,
-    )
-
-
-def thaw_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "no thaws recorded"
-    out = []
-    for t in rows:
-        out.append(
-            f"{t['state']:<8} {t['remote']} {t['key']}  ({t['speed']}, requested "
-            f"{_when(t['requested_ns'])}, readable until {_when(t['expires_ns'])})"
-        )
-    return "\n".join(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 _UNITS = {
     "": 1,
@@ -57,3 +58,8 @@ def parse_duration(text: str) -> float:
     if not m:
         raise ValueError(f"{text!r} is not a duration (examples: 30m, 24h, 7d)")
     return float(m.group(1)) * _DURATION_UNITS[m.group(2) or "s"]
+
+
+def format_time(ns: int | None) -> str:
+    """A local wall-clock time to the second; `-` for none."""
+    return datetime.fromtimestamp(ns / 1e9).strftime("%Y-%m-%d %H:%M:%S") if ns else "-"

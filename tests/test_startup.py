@@ -1,0 +1,71 @@
+"""Start-up cost: a no-change rerun loads only what it needs. A nightly rerun over unchanged
+files is mostly interpreter start-up, so the modules it must not import are checked here (what
+they cost is measured in bench/, not asserted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import make_tree
+
+#: A quiet no-change push needs none of these: the progress display, restore, the workflow
+#: scheduler and config parser, or any S3 SDK (there is nothing to send).
+NOT_NEEDED = ("rich", "hoard.restore", "hoard.cli_restore", "hoard.cli_workflows", "hoard.config",
+              "croniter", "boto3", "botocore.session", "botocore.client", "awscrt", "psutil")
+
+PROBE = """
+import atexit, runpy, sys
+def report():
+    print("MODULES " + " ".join(sorted(sys.modules)), file=sys.stderr)
+atexit.register(report)
+sys.argv = ["hoard", *sys.argv[1:]]
+runpy.run_module("hoard", run_name="__main__")
+"""
+
+
+def loaded(*args: str) -> set[str]:
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    r = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stderr.splitlines() if x.startswith("MODULES "))
+    return set(line.split()[1:])
+
+
+def imported(modules: set[str], name: str) -> bool:
+    return any(m == name or m.startswith(name + ".") for m in modules)
+
+
+def test_a_quiet_rerun_to_a_folder_loads_no_display_restore_or_scheduler(tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": "a", "d/b.txt": "b"})
+    args = ("push", str(src), "--to", str(tmp_path / "remote"), "--catalog",
+            str(tmp_path / "c.sqlite"), "-q")
+    first = loaded(*args)
+    assert "hoard.push" in first  # the probe sees what the run loaded
+    rerun = loaded(*args)
+    assert [m for m in NOT_NEEDED if imported(rerun, m)] == []
+
+
+def test_a_quiet_rerun_to_s3_loads_no_sdk(tmp_path: Path, moto_endpoint: str,
+                                          s3_bucket: str) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": "a", "d/b.txt": "b"})
+    args = ("push", str(src), "--to", f"s3://{s3_bucket}/p", "--endpoint-url", moto_endpoint,
+            "--path-style", "--catalog", str(tmp_path / "c.sqlite"), "-q")
+    first = loaded(*args)
+    assert imported(first, "botocore.client")  # the first run sent the files
+    rerun = loaded(*args)
+    assert [m for m in NOT_NEEDED if imported(rerun, m)] == []
+
+
+def test_every_lazy_command_loads() -> None:
+    import click
+
+    from hoard.cli import LAZY_COMMANDS, main
+
+    ctx = click.Context(main)
+    for name in LAZY_COMMANDS:
+        command = main.get_command(ctx, name)
+        assert command is not None and command.name == name
