@@ -357,14 +357,17 @@ def drop_bucket(client: Any, bucket: str) -> None:
 # -------------------------------------------------------------------------------- workloads
 
 
-def generate(scale: Scale) -> dict[str, Path]:
-    """The data sets under bench/.work/data, regenerated only when their size changed."""
+def generate(scale: Scale, skip: set[str]) -> dict[str, Path]:
+    """The data sets under bench/.work/data, regenerated only when their size changed; the tree
+    only when the tree runs (so a run without it keeps a big tree made by another run)."""
     sets: dict[str, tuple[object, Callable[[Path, Any], None]]] = {
         "small": (scale.small_files, make_small),
         "large": ((scale.large_files, scale.large_mib), make_large),
         "tree": (scale.tree_files, make_tree),
     }
     for name, (spec, make) in sets.items():
+        if name == "tree" and "tree" in skip:
+            continue
         stamp = DATA / f"{name}.done"
         if not (stamp.exists() and stamp.read_text() == repr(spec)):
             print(f"generating the {name} set {spec}", flush=True)
@@ -1108,7 +1111,7 @@ def main() -> None:
     started, t0 = datetime.now(UTC), time.monotonic()
     install(args.profile)
     vers, digest = versions(), source_digest()
-    data = generate(scale)
+    data = generate(scale, skip)
     res = Results()
     if not {"uploads", "restores"} <= skip or args.profile:
         with seaweedfs() as endpoint:
