@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import io
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -17,7 +18,7 @@ from typing import Any, BinaryIO, cast
 
 from botocore import exceptions as bexc
 
-from hoard.backends import parts
+from hoard.backends import parts, s3_crt
 from hoard.backends.base import (
     Backend,
     Capabilities,
@@ -108,28 +109,33 @@ _CREDENTIALS = {
 }
 
 
+def error_for_code(code: str, status: int, message: str, what: str) -> Exception:
+    """An S3 error answer (its XML Code, HTTP status and Message) as hoard's error; the same
+    rules for botocore's ClientError and for the CRT path's responses."""
+    detail = f"{what}: {code or status} {message}".rstrip()
+    if code == "NoSuchBucket":
+        return BucketNotFound(detail)
+    if code in ("NoSuchKey", "NotFound", "404", "NoSuchUpload"):
+        return NotFound(detail)
+    if code in _CREDENTIALS:
+        return CredentialsRejected(detail)
+    if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
+        return PermissionDenied(detail)
+    if code in ("PreconditionFailed", "412"):
+        return ObjectChanged(detail)
+    if code == "InvalidObjectState":
+        return NotWarm(detail)
+    if code in _THROTTLE or status in (429, 500, 502, 503, 504):
+        return Transient(detail)
+    return BackendError(detail)
+
+
 def translate(exc: Exception, what: str) -> Exception:
     """Map a botocore/boto3 exception to hoard's error tree."""
     if isinstance(exc, bexc.ClientError):
         err = exc.response.get("Error", {})
-        code = str(err.get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        detail = f"{what}: {code or status} {err.get('Message', '')}".rstrip()
-        if code == "NoSuchBucket":
-            return BucketNotFound(detail)
-        if code in ("NoSuchKey", "NotFound", "404", "NoSuchUpload"):
-            return NotFound(detail)
-        if code in _CREDENTIALS:
-            return CredentialsRejected(detail)
-        if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
-            return PermissionDenied(detail)
-        if code in ("PreconditionFailed", "412"):
-            return ObjectChanged(detail)
-        if code == "InvalidObjectState":
-            return NotWarm(detail)
-        if code in _THROTTLE or status in (429, 500, 502, 503, 504):
-            return Transient(detail)
-        return BackendError(detail)
+        return error_for_code(str(err.get("Code", "")), status, str(err.get("Message", "")), what)
     if isinstance(exc, bexc.EndpointConnectionError | bexc.ConnectTimeoutError):
         return Unreachable(f"{what}: {exc}")
     if isinstance(exc, bexc.NoCredentialsError | bexc.PartialCredentialsError):
@@ -188,6 +194,9 @@ class S3Backend(Backend):
         self.part_bytes = part_bytes
         self.workers = max(1, workers)
         self.policy = policy or RetryPolicy(limit=AdaptiveLimit(2 * self.workers))
+        self.path_style = path_style
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
         self._config_args: dict[str, Any] = {
             "retries": {"total_max_attempts": 1, "mode": "standard"},
             "connect_timeout": connect_timeout_s,
@@ -202,8 +211,22 @@ class S3Backend(Backend):
         self._lock = threading.Lock()
         self._clients: builtins.list[Any] = []
         self._session: Any = None
+        self._crt_path: Any = None  # s3_crt.CrtPath once made; False: botocore only
         self._sender = parts.PartSender(self.workers)
         self.list_page_size = 1000
+
+    def _botocore_session(self) -> tuple[Any, str]:
+        """The one botocore session and the region; call with ``self._lock`` held (sessions
+        are not thread-safe)."""
+        from botocore.session import Session
+
+        try:
+            if self._session is None:
+                self._session = Session(profile=self.profile)
+            region = self.region or self._session.get_config_variable("region")
+        except bexc.ProfileNotFound as exc:
+            raise CredentialsRejected(str(exc)) from None
+        return self._session, region or "us-east-1"
 
     def _client(self) -> Any:
         """This thread's client. Clients are never shared across threads; they are made from
@@ -213,25 +236,64 @@ class S3Backend(Backend):
         client = getattr(self._local, "client", None)
         if client is None:
             from botocore.config import Config
-            from botocore.session import Session
 
             with self._lock:
-                try:
-                    if self._session is None:
-                        self._session = Session(profile=self.profile)
-                    session = self._session
-                    region = self.region or session.get_config_variable("region")
-                except bexc.ProfileNotFound as exc:
-                    raise CredentialsRejected(str(exc)) from None
+                session, region = self._botocore_session()
                 client = session.create_client(
                     "s3",
                     endpoint_url=self.endpoint_url,
-                    region_name=region or "us-east-1",
+                    region_name=region,
                     config=Config(**self._config_args),
                 )
                 self._clients.append(client)
             self._local.client = client
         return client
+
+    def _crt(self) -> Any:
+        """The shared CRT data path (s3_crt.CrtPath), made on first use like the botocore
+        clients; None where it cannot be used (then every request goes through botocore)."""
+        crt = self._crt_path
+        if crt is None:
+            with self._lock:
+                if self._crt_path is None:
+                    self._crt_path = self._make_crt() or False
+                crt = self._crt_path
+        return crt or None
+
+    def _make_crt(self) -> Any:
+        from hoard import __version__
+        from hoard.backends import s3_crt
+
+        try:
+            import awscrt
+        except ImportError as exc:
+            log.debug("awscrt cannot be imported (%s): all S3 requests go through botocore", exc)
+            return None
+        session, region = self._botocore_session()
+        why = s3_crt.needs_botocore(session.get_scoped_config(), self.endpoint_url)
+        if why:
+            log.debug("%s: all S3 requests go through botocore", why)
+            return None
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise CredentialsRejected("Unable to locate credentials")
+        return s3_crt.CrtPath(
+            s3_crt.endpoint_for(self.bucket, self.endpoint_url, region, self.path_style),
+            region,
+            credentials,
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
+            max_connections=2 * self.workers,
+            ca_bundle=session.get_config_variable("ca_bundle"),
+            for_code=error_for_code,
+            user_agent=f"hoard/{__version__} awscrt/{awscrt.__version__}",
+        )
+
+    @property
+    def crt_requests(self) -> int:
+        """Requests sent through the CRT data path so far (0 while it is not in use)."""
+        crt = self._crt_path
+        return crt.requests if crt else 0
 
     def _call(self, what: str, method: str, **kwargs: Any) -> Any:
         def once() -> Any:
@@ -260,6 +322,13 @@ class S3Backend(Backend):
         with fh:
             if size < self.multipart_threshold_bytes:
                 data = parts.read_at_most(fh, size + 1, path)
+                if size <= s3_crt.SMALL_PUT_BYTES and (crt := self._crt()):
+                    headers = [("Content-MD5", parts.md5_b64(data))]
+                    headers += [(f"x-amz-meta-{k}", v) for k, v in metadata.items()]
+                    headers.append(("x-amz-storage-class", STORAGE_CLASSES[tier]))
+                    what = f"uploading {key}"
+                    etag = self.policy.call(what, lambda: crt.put(key, data, headers, what))
+                    return PutResult(etag=etag, tier=tier)
                 resp = self._call(
                     f"uploading {key}",
                     "put_object",
@@ -372,6 +441,10 @@ class S3Backend(Backend):
         if offset or length is not None:
             end = "" if length is None else str(offset + length - 1)
             kwargs["Range"] = f"bytes={offset}-{end}"
+        if length is not None and 0 < length <= s3_crt.SMALL_READ_BYTES and (crt := self._crt()):
+            what, ask = f"reading {key}", kwargs["Range"]
+            data = self.policy.call(what, lambda: crt.get(key, ask, length, what))
+            return io.BytesIO(data)
         resp = self._call(f"reading {key}", "get_object", Key=key, **kwargs)
         return cast(BinaryIO, resp["Body"])
 
@@ -522,3 +595,6 @@ class S3Backend(Backend):
             for client in self._clients:
                 client.close()
             self._clients.clear()
+            if self._crt_path:
+                self._crt_path.close()
+            self._crt_path = None

@@ -1,0 +1,334 @@
+"""The small-object data path of the S3 backend through the AWS common runtime (awscrt).
+
+botocore costs about 3 ms of CPU per request (event hooks, signing, urllib3); awscrt's native
+``S3Client`` signs and sends the same request for about 0.4 ms (bench/spike_small_put.py). The
+S3 backend sends single-request PUTs and small ranged GETs through here, and everything else
+(multipart, listings, HEAD, deletes, copies, thaws) through botocore. One request is exactly
+one HTTP request: the CRT's own retries are off (``RetryPolicy`` retries, as for botocore), and
+its error responses are translated by the same rules as botocore's (``s3.error_for_code``).
+
+awscrt is imported only when the first request is made; if it cannot be imported, or the
+configuration needs something this path does not do (a proxy, an endpoint from the AWS config
+files), ``CrtPath.make`` returns None and the backend stays on botocore.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from hoard.errors import BackendError, CredentialsRejected, Transient, Unreachable
+
+log = logging.getLogger("hoard.s3")
+
+#: files up to this size go up in one PUT through the CRT, and ranges up to this size are read
+#: with one buffered GET; larger single PUTs and reads stay on botocore, whose per-socket read
+#: timeout notices a dead connection sooner and which streams a read instead of buffering it
+SMALL_PUT_BYTES = 8 << 20
+SMALL_READ_BYTES = 8 << 20
+#: a request whose body is still going up is given this long per byte on top of the read
+#: timeout before it counts as stalled (64 KiB/s: a slow uplink, not a dead one)
+SLOWEST_BYTES_PER_S = 64 << 10
+_VIRTUAL_HOSTABLE = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+_CODE = re.compile(rb"<Code>([^<]*)</Code>")
+_MESSAGE = re.compile(rb"<Message>([^<]*)</Message>")
+#: CRT error names meaning the endpoint could not be reached at all (botocore's
+#: EndpointConnectionError / ConnectTimeoutError)
+_UNREACHABLE = {
+    "AWS_IO_SOCKET_CONNECTION_REFUSED",
+    "AWS_IO_SOCKET_TIMEOUT",
+    "AWS_IO_SOCKET_NO_ROUTE_TO_HOST",
+    "AWS_IO_SOCKET_NETWORK_DOWN",
+    "AWS_IO_DNS_QUERY_FAILED",
+    "AWS_IO_DNS_INVALID_NAME",
+    "AWS_IO_DNS_NO_ADDRESS_FOR_HOST",
+    "AWS_IO_DNS_HOST_REMOVED_FROM_CACHE",
+}
+#: error answers the CRT reports by a name of its own, without their status or body
+_ANSWERS = {
+    "AWS_ERROR_S3_SLOW_DOWN": ("SlowDown", 503),
+    "AWS_ERROR_S3_INTERNAL_ERROR": ("InternalError", 500),
+    "AWS_ERROR_S3_REQUEST_TIME_TOO_SKEWED": ("RequestTimeTooSkewed", 403),
+}
+#: parts of CRT error names meaning the connection broke mid-request (botocore's
+#: ConnectionClosedError, ReadTimeoutError, …): worth another attempt
+_BROKEN = ("CLOSED", "RESET", "TIMEOUT", "BROKEN_PIPE", "SOCKET", "TLS", "CONNECTION", "EOF")
+#: environment variables that route or redirect requests in ways only botocore honours
+_BOTOCORE_ONLY_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+)
+_BOTOCORE_ONLY_CONFIG = (
+    "endpoint_url",
+    "services",
+    "use_fips_endpoint",
+    "use_dualstack_endpoint",
+    "s3",
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    scheme: str
+    host: str  # the Host header: host[:port]
+    base: str  # path before the key: "/bucket" (path style) or "" (virtual-hosted)
+
+    def path(self, key: str) -> str:
+        return f"{self.base}/{quote(key, safe='/~')}"
+
+
+def endpoint_for(bucket: str, endpoint_url: str | None, region: str, path_style: bool) -> Endpoint:
+    """Where requests for ``bucket`` go, by botocore's rules: virtual-hosted unless path style
+    is asked for, the bucket name is not a DNS label (dots included), or the custom endpoint's
+    host is an IP address."""
+    if endpoint_url:
+        url = urlsplit(endpoint_url)
+        host, prefix = url.netloc, url.path.rstrip("/")
+        scheme = url.scheme or "https"
+        try:
+            ipaddress.ip_address((url.hostname or "").strip("[]"))
+            is_ip = True
+        except ValueError:
+            is_ip = False
+    else:
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        host, prefix, scheme, is_ip = f"s3.{region}.{suffix}", "", "https", False
+    if path_style or is_ip or not _VIRTUAL_HOSTABLE.fullmatch(bucket):
+        return Endpoint(scheme, host, f"{prefix}/{quote(bucket)}")
+    return Endpoint(scheme, f"{bucket}.{host}", prefix)
+
+
+def needs_botocore(scoped_config: Mapping[str, Any], endpoint_url: str | None) -> str | None:
+    """Why this configuration must stay on botocore, or None."""
+    for name in _BOTOCORE_ONLY_ENV:
+        if os.environ.get(name) and (endpoint_url is None or "PROXY" in name.upper()):
+            return f"${name} is set"
+    for name in _BOTOCORE_ONLY_CONFIG:
+        if name in scoped_config and (endpoint_url is None or name != "endpoint_url"):
+            return f"the AWS config sets {name}"
+    return None
+
+
+def error_for_response(
+    status: int, body: bytes | None, what: str, for_code: Callable[[str, int, str, str], Exception]
+) -> Exception:
+    """An S3 error response (status and XML body) as hoard's error, via botocore's rules."""
+    code = message = ""
+    if body:
+        if m := _CODE.search(body):
+            code = m.group(1).decode("utf-8", "replace")
+        if m := _MESSAGE.search(body):
+            message = m.group(1).decode("utf-8", "replace")
+    if not code and status in (403, 404, 412):
+        code = str(status)  # botocore does the same for bodiless answers
+    return for_code(code, status, message, what)
+
+
+def error_for_crt(
+    exc: BaseException,
+    what: str,
+    url: str,
+    for_code: Callable[[str, int, str, str], Exception],
+) -> Exception:
+    """A failed CRT request as hoard's error."""
+    from awscrt.exceptions import AwsCrtError
+    from awscrt.s3 import S3ResponseError
+
+    if isinstance(exc, S3ResponseError) and exc.status_code:
+        return error_for_response(int(exc.status_code), exc.body, what, for_code)
+    if isinstance(exc, AwsCrtError):
+        if exc.name in _ANSWERS:
+            code, status = _ANSWERS[exc.name]
+            return for_code(code, status, f"{exc.message} ({exc.name})", what)
+        if exc.name in _UNREACHABLE:
+            return Unreachable(f"{what}: could not connect to {url}: {exc.message} ({exc.name})")
+        if exc.name.startswith("AWS_AUTH") or "CREDENTIALS" in exc.name:
+            return CredentialsRejected(f"{what}: {exc.message} ({exc.name})")
+        if any(part in exc.name for part in _BROKEN):
+            return Transient(f"{what}: {exc.message} ({exc.name})")
+        return BackendError(f"{what}: {exc.message} ({exc.name})")
+    if isinstance(exc, BackendError):
+        return exc
+    return BackendError(f"{what}: {exc}")
+
+
+class _Call:
+    """One request in flight: collects headers and body, records when bytes last moved."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.chunks: list[bytes] = []
+        self.received = 0
+        self.limit = limit
+        self.activity = time.monotonic()
+
+    def on_headers(self, status_code: int, headers: Sequence[tuple[str, str]], **_: Any) -> None:
+        self.status = status_code
+        self.headers = {k.lower(): v for k, v in headers}
+        self.activity = time.monotonic()
+
+    def on_body(self, chunk: Any, offset: int, **_: Any) -> None:
+        data = bytes(chunk)
+        self.received += len(data)
+        if self.limit is not None and self.received > self.limit:
+            raise BackendError(f"the store sent more than the {self.limit} bytes asked for")
+        self.chunks.append(data)
+        self.activity = time.monotonic()
+
+
+class CrtPath:
+    """A shared awscrt ``S3Client`` for one bucket; safe to call from any thread (each call
+    blocks its thread on the CRT's future, which waits without the GIL)."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        region: str,
+        credentials: Any,
+        *,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        max_connections: int,
+        ca_bundle: str | None,
+        for_code: Callable[[str, int, str, str], Exception],
+        user_agent: str,
+    ) -> None:
+        from awscrt import auth, s3
+        from awscrt import io as crt_io
+
+        self.endpoint = endpoint
+        self.url = f"{endpoint.scheme}://{endpoint.host}"
+        self.read_timeout_s = read_timeout_s
+        self._for_code = for_code
+        self._user_agent = user_agent
+        self._lock = threading.Lock()
+        self.requests = 0  # requests sent through the CRT (tests check the path is used)
+        self._elg = crt_io.EventLoopGroup(min(2, os.cpu_count() or 1))
+        bootstrap = crt_io.ClientBootstrap(self._elg, crt_io.DefaultHostResolver(self._elg))
+        provider = _provider(auth, credentials)
+        tls_mode = s3.S3RequestTlsMode.ENABLED
+        tls_options = None
+        if endpoint.scheme == "http":
+            tls_mode = s3.S3RequestTlsMode.DISABLED
+        elif ca_bundle:
+            opts = crt_io.TlsContextOptions()
+            opts.override_default_trust_store_from_path(ca_filepath=ca_bundle)
+            tls_options = crt_io.ClientTlsContext(opts).new_connection_options()
+            tls_options.set_server_name(urlsplit(self.url).hostname or "")
+        self._client: Any = s3.S3Client(
+            bootstrap=bootstrap,
+            region=region,
+            signing_config=s3.create_default_s3_signing_config(
+                region=region, credential_provider=provider
+            ),
+            tls_mode=tls_mode,
+            tls_connection_options=tls_options,
+            max_active_connections_override=max_connections,
+            retry_config=s3.S3RetryConfig(retry_mode=s3.S3RetryMode.NONE),
+            connect_timeout_ms=max(1, int(connect_timeout_s * 1000)),
+        )
+
+    def put(self, key: str, data: bytes, headers: Sequence[tuple[str, str]], what: str) -> str:
+        """One PutObject; returns the ETag without quotes."""
+        head = [*headers, ("Content-Length", str(len(data)))]
+        call = self._send("PUT", key, head, what, body=data, limit=1 << 20)
+        return call.headers.get("etag", "").strip('"')
+
+    def get(self, key: str, range_header: str, length: int, what: str) -> bytes:
+        """One GetObject of a byte range, read whole into memory (``length`` is small)."""
+        call = self._send("GET", key, [("Range", range_header)], what, limit=length)
+        return b"".join(call.chunks)
+
+    def _send(
+        self,
+        method: str,
+        key: str,
+        headers: Sequence[tuple[str, str]],
+        what: str,
+        *,
+        body: bytes | None = None,
+        limit: int | None = None,
+    ) -> _Call:
+        from awscrt import http, s3
+
+        client = self._client
+        if client is None:
+            raise BackendError(f"{what}: the connection to the store is closed")
+        all_headers = [("Host", self.endpoint.host), ("User-Agent", self._user_agent), *headers]
+        request = http.HttpRequest(
+            method,
+            self.endpoint.path(key),
+            http.HttpHeaders(all_headers),
+            io.BytesIO(body) if body is not None else None,
+        )
+        call = _Call(limit)
+        with self._lock:
+            self.requests += 1
+        try:
+            meta = client.make_request(
+                type=s3.S3RequestType.DEFAULT,
+                operation_name="PutObject" if method == "PUT" else "GetObject",
+                request=request,
+                on_headers=call.on_headers,
+                on_body=call.on_body,
+            )
+        except Exception as exc:
+            raise error_for_crt(exc, what, self.url, self._for_code) from None
+        allowance = self.read_timeout_s + (len(body) if body else 0) / SLOWEST_BYTES_PER_S
+        future = meta.finished_future
+        try:
+            while True:
+                try:
+                    future.result(timeout=min(allowance, self.read_timeout_s))
+                    return call
+                except TimeoutError:
+                    idle = time.monotonic() - call.activity
+                    if idle >= allowance:
+                        meta.cancel()
+                        raise Transient(
+                            f"{what}: no answer from {self.url} in {idle:.0f} s"
+                        ) from None
+        except Transient:
+            raise
+        except Exception as exc:
+            raise error_for_crt(exc, what, self.url, self._for_code) from None
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            done = client.shutdown_event
+            del client
+            done.wait(5)
+
+
+def _provider(auth: Any, credentials: Any) -> Any:
+    """A CRT credentials provider over botocore's credentials (the same chain as the botocore
+    path: --profile, environment, config files, SSO, instance roles). Credentials that can
+    expire are asked for on every signing, so botocore refreshes them as it would."""
+    from botocore.credentials import Credentials
+
+    if type(credentials) is Credentials:
+        c = credentials.get_frozen_credentials()
+        return auth.AwsCredentialsProvider.new_static(c.access_key, c.secret_key, c.token)
+
+    def current() -> Any:
+        c = credentials.get_frozen_credentials()
+        return auth.AwsCredentials(c.access_key, c.secret_key, c.token)
+
+    return auth.AwsCredentialsProvider.new_delegate(current)
