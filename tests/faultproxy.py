@@ -27,6 +27,7 @@ class Request:
     path: str
     query: dict[str, list[str]]
     size: int
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
     @property
     def operation(self) -> str:
@@ -98,7 +99,8 @@ class FaultProxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 parts = urlsplit(self.path)
-                req = Request(self.command, parts.path, parse_qs(parts.query, True), length)
+                req = Request(self.command, parts.path, parse_qs(parts.query, True), length,
+                              {k.lower(): v for k, v in self.headers.items()})
                 action = proxy.decide(req)
                 with proxy._lock:
                     proxy.outcomes[action] += 1

@@ -137,6 +137,8 @@ def test_a_restore_killed_mid_way_leaves_no_partial_file_and_resumes(
     assert r.returncode == 0, r.stderr
     assert f"skipped={len(placed_at_kill)}" in r.stdout
     assert proxy.count("GET") == 12 - len(placed_at_kill) + 1  # + the listing
+    gets = [r for r in proxy.requests if r.method == "GET" and "list-type" not in r.query]
+    assert gets and all("awscrt/" in r.headers["user-agent"] for r in gets)  # the CRT data path
     assert {k: v[0] for k, v in tree(out).items()} == {k: v[0] for k, v in tree(src).items()}
     assert not list(out.rglob("*.hoard-part"))
 

@@ -210,6 +210,8 @@ def test_a_corrupted_part_or_object_is_refused_by_the_store_and_sent_again(
     assert r.returncode == 0, r.stderr
     refused = [(op, status) for op, status, body in proxy.statuses if b"BadDigest" in body]
     assert sorted(refused) == [("PutObject", 400), ("UploadPart", 400)]
+    puts = [q for q in proxy.requests if q.operation == "PutObject"]
+    assert len(puts) == 2 and all("awscrt/" in q.headers["user-agent"] for q in puts)
     for name in ("large.bin", "small.txt"):
         assert read_object(client, seaweed_bucket, f"v/{name}") == (src / name).read_bytes()
 

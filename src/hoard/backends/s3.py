@@ -270,7 +270,8 @@ class S3Backend(Backend):
             log.debug("awscrt cannot be imported (%s): all S3 requests go through botocore", exc)
             return None
         session, region = self._botocore_session()
-        why = s3_crt.needs_botocore(session.get_scoped_config(), self.endpoint_url)
+        endpoint_url = s3_crt.configured_endpoint(self.endpoint_url)
+        why = s3_crt.needs_botocore(session.get_scoped_config(), endpoint_url)
         if why:
             log.debug("%s: all S3 requests go through botocore", why)
             return None
@@ -278,7 +279,7 @@ class S3Backend(Backend):
         if credentials is None:
             raise CredentialsRejected("Unable to locate credentials")
         return s3_crt.CrtPath(
-            s3_crt.endpoint_for(self.bucket, self.endpoint_url, region, self.path_style),
+            s3_crt.endpoint_for(self.bucket, endpoint_url, region, self.path_style),
             region,
             credentials,
             connect_timeout_s=self.connect_timeout_s,

@@ -64,8 +64,6 @@ _ANSWERS = {
 _BROKEN = ("CLOSED", "RESET", "TIMEOUT", "BROKEN_PIPE", "SOCKET", "TLS", "CONNECTION", "EOF")
 #: environment variables that route or redirect requests in ways only botocore honours
 _BOTOCORE_ONLY_ENV = (
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
     "AWS_USE_FIPS_ENDPOINT",
     "AWS_USE_DUALSTACK_ENDPOINT",
     "HTTP_PROXY",
@@ -73,6 +71,7 @@ _BOTOCORE_ONLY_ENV = (
     "http_proxy",
     "https_proxy",
 )
+#: AWS config file settings likewise (an endpoint there, an ``s3 =`` section, …)
 _BOTOCORE_ONLY_CONFIG = (
     "endpoint_url",
     "services",
@@ -113,8 +112,17 @@ def endpoint_for(bucket: str, endpoint_url: str | None, region: str, path_style:
     return Endpoint(scheme, f"{bucket}.{host}", prefix)
 
 
+def configured_endpoint(endpoint_url: str | None) -> str | None:
+    """The endpoint botocore would use: the option, else $AWS_ENDPOINT_URL_S3, else
+    $AWS_ENDPOINT_URL (unless $AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true)."""
+    if endpoint_url or os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return endpoint_url
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
 def needs_botocore(scoped_config: Mapping[str, Any], endpoint_url: str | None) -> str | None:
-    """Why this configuration must stay on botocore, or None."""
+    """Why this configuration must stay on botocore, or None. ``endpoint_url``: the endpoint
+    from the option or the environment (``configured_endpoint``)."""
     for name in _BOTOCORE_ONLY_ENV:
         if os.environ.get(name) and (endpoint_url is None or "PROXY" in name.upper()):
             return f"${name} is set"
@@ -267,8 +275,7 @@ class CrtPath:
     ) -> _Call:
         from awscrt import http, s3
 
-        client = self._client
-        if client is None:
+        if self._client is None:
             raise BackendError(f"{what}: the connection to the store is closed")
         all_headers = [("Host", self.endpoint.host), ("User-Agent", self._user_agent), *headers]
         request = http.HttpRequest(
@@ -280,41 +287,49 @@ class CrtPath:
         call = _Call(limit)
         with self._lock:
             self.requests += 1
+        allowance = self.read_timeout_s + (len(body) if body else 0) / SLOWEST_BYTES_PER_S
         try:
-            meta = client.make_request(
+            meta = self._client.make_request(
                 type=s3.S3RequestType.DEFAULT,
                 operation_name="PutObject" if method == "PUT" else "GetObject",
                 request=request,
                 on_headers=call.on_headers,
                 on_body=call.on_body,
             )
+            failure = self._wait(meta, call, allowance, what)
         except Exception as exc:
-            raise error_for_crt(exc, what, self.url, self._for_code) from None
-        allowance = self.read_timeout_s + (len(body) if body else 0) / SLOWEST_BYTES_PER_S
+            failure = error_for_crt(exc, what, self.url, self._for_code)
+        # raised outside the handler, with no CRT object left in this frame: an error kept by
+        # the caller must not keep the client (and its connections) alive after close()
+        del request, meta
+        if failure is not None:
+            raise failure
+        return call
+
+    def _wait(self, meta: Any, call: _Call, allowance: float, what: str) -> Exception | None:
+        """Wait for the request; None when it succeeded, else the error. A request with no
+        bytes moving for ``allowance`` seconds is cancelled as stalled."""
         future = meta.finished_future
-        try:
-            while True:
-                try:
-                    future.result(timeout=min(allowance, self.read_timeout_s))
-                    return call
-                except TimeoutError:
-                    idle = time.monotonic() - call.activity
-                    if idle >= allowance:
-                        meta.cancel()
-                        raise Transient(
-                            f"{what}: no answer from {self.url} in {idle:.0f} s"
-                        ) from None
-        except Transient:
-            raise
-        except Exception as exc:
-            raise error_for_crt(exc, what, self.url, self._for_code) from None
+        while True:
+            idle = time.monotonic() - call.activity
+            if idle >= allowance:
+                meta.cancel()
+                return Transient(f"{what}: no answer from {self.url} in {idle:.0f} s")
+            try:
+                future.result(timeout=allowance - idle)
+                return None
+            except TimeoutError:
+                continue
+            except Exception as exc:
+                exc.__traceback__ = None  # the future keeps it; its frames would keep meta
+                return error_for_crt(exc, what, self.url, self._for_code)
 
     def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             done = client.shutdown_event
             del client
-            done.wait(5)
+            done.wait(1)  # the CRT closes its connections on its own threads
 
 
 def _provider(auth: Any, credentials: Any) -> Any:

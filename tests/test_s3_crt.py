@@ -1,0 +1,221 @@
+"""The S3 backend's small-object data path through awscrt: single PUTs and small ranged GETs go
+through the CRT (one HTTP request each, seen by a proxy in front of SeaweedFS), and behave as the
+botocore path does — the same ETag, metadata and tier, the same errors, RetryPolicy's retries."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from hoard.backends import s3_crt
+from hoard.backends.s3 import S3Backend
+from hoard.backends.wrappers import RetryPolicy
+from hoard.errors import BucketNotFound, NotFound, Transient, Unreachable
+from tests.conftest import free_port
+from tests.faultproxy import FaultProxy, Request
+
+MD = {"hoard-hash": "blake3:abc", "hoard-path": "photos/%C3%A9t%C3%A9.jpg"}
+
+
+@pytest.fixture
+def proxy(seaweed_endpoint: str) -> Iterator[tuple[FaultProxy, str]]:
+    p = FaultProxy(seaweed_endpoint)
+    with p.running() as url:
+        yield p, url
+
+
+def _file(tmp_path: Path, data: bytes, name: str = "f.bin") -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def _backend(bucket: str, url: str, **kw: object) -> S3Backend:
+    policy = kw.pop("policy", None) or RetryPolicy(sleep=lambda s: None)
+    return S3Backend(bucket, endpoint_url=url, path_style=True, policy=policy, **kw)  # type: ignore[arg-type]
+
+
+def test_a_small_put_is_one_crt_request_with_md5_metadata_and_tier(
+    tmp_path: Path, proxy: tuple[FaultProxy, str], seaweed_bucket: str, seaweed_endpoint: str
+) -> None:
+    p, url = proxy
+    data = os.urandom(4096)
+    b = _backend(seaweed_bucket, url)
+    try:
+        result = b.put("a/é t+=.bin", _file(tmp_path, data), len(data), MD, "standard_ia")
+        assert b.crt_requests == 1  # fails if the CRT path is silently not used
+        [put] = p.requests
+        assert put.operation == "PutObject" and put.size == len(data)
+        assert put.headers["user-agent"].startswith("hoard/") and "awscrt/" in put.headers[
+            "user-agent"]
+        assert put.headers["content-md5"]
+        assert put.headers["x-amz-meta-hoard-hash"] == "blake3:abc"
+        assert put.headers["x-amz-storage-class"] == "STANDARD_IA"
+        assert result.etag == hashlib.md5(data).hexdigest() and result.tier == "standard_ia"
+        info = b.stat("a/é t+=.bin")  # HEAD goes through botocore
+        assert (info.etag, info.tier, dict(info.metadata)) == (result.etag, "standard_ia", MD)
+        raw = boto3.client("s3", endpoint_url=seaweed_endpoint).get_object(
+            Bucket=seaweed_bucket, Key="a/é t+=.bin")
+        assert raw["Body"].read() == data
+    finally:
+        b.close()
+
+
+def test_small_ranged_reads_go_through_the_crt(
+    tmp_path: Path, proxy: tuple[FaultProxy, str], seaweed_bucket: str
+) -> None:
+    p, url = proxy
+    data = bytes(range(256)) * 64
+    b = _backend(seaweed_bucket, url)
+    try:
+        b.put("r.bin", _file(tmp_path, data), len(data), {}, None)
+        with b.open("r.bin", 100, 5000) as stream:
+            assert stream.read() == data[100:5100]
+        assert b.crt_requests == 2
+        assert [r.headers.get("range") for r in p.requests if r.method == "GET"] == [
+            "bytes=100-5099"]
+        with pytest.raises(NotFound):
+            b.open("no/such/key", 0, 10)
+    finally:
+        b.close()
+
+
+def test_a_missing_bucket_is_bucket_not_found_through_the_crt(
+    tmp_path: Path, moto_endpoint: str
+) -> None:
+    b = _backend("hoard-no-such-bucket-crt", moto_endpoint)
+    try:
+        with pytest.raises(BucketNotFound, match="NoSuchBucket"):
+            b.put("k", _file(tmp_path, b"x"), 1, {}, None)
+        assert b.crt_requests == 1
+    finally:
+        b.close()
+
+
+def test_a_corrupted_body_is_refused_with_bad_digest_and_sent_again(
+    tmp_path: Path, proxy: tuple[FaultProxy, str], seaweed_bucket: str
+) -> None:
+    p, url = proxy
+    seen: list[str] = []
+
+    def corrupt_first(req: Request) -> str:
+        seen.append(req.operation)
+        return "corrupt" if len(seen) == 1 else "pass"
+
+    p.decide = corrupt_first
+    policy = RetryPolicy(sleep=lambda s: None)
+    b = _backend(seaweed_bucket, url, policy=policy)
+    try:
+        data = b"small file " * 100
+        b.put("s.txt", _file(tmp_path, data), len(data), {}, None)
+        assert [(op, status) for op, status, body in p.statuses if b"BadDigest" in body] == [
+            ("PutObject", 400)]
+        assert policy.retries == 1 and b.crt_requests == 2
+        with b.open("s.txt", 0, len(data)) as stream:
+            assert stream.read() == data
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("fault", ["slowdown", "reset"])
+def test_throttling_and_resets_are_transient_and_retried(
+    tmp_path: Path, proxy: tuple[FaultProxy, str], seaweed_bucket: str, fault: str
+) -> None:
+    p, url = proxy
+    p.decide = lambda r: fault if r.method == "PUT" else "pass"
+    b = _backend(seaweed_bucket, url, policy=RetryPolicy(attempts=1))
+    try:
+        with pytest.raises(Transient) as err:
+            b.put("t", _file(tmp_path, b"x" * 100), 100, {}, None)
+        if fault == "slowdown":
+            assert "SlowDown" in str(err.value)
+        p.decide = lambda r: fault if r.method == "PUT" and p.outcomes[fault] < 2 else "pass"
+        policy = RetryPolicy(sleep=lambda s: None)
+        b2 = _backend(seaweed_bucket, url, policy=policy)
+        try:
+            b2.put("t", _file(tmp_path, b"x" * 100), 100, {}, None)
+            assert policy.retries == 1 and b2.crt_requests == 2
+        finally:
+            b2.close()
+    finally:
+        b.close()
+
+
+def test_a_stalled_request_times_out_as_transient(
+    tmp_path: Path, proxy: tuple[FaultProxy, str], seaweed_bucket: str
+) -> None:
+    p, url = proxy
+    p.delay_s["PutObject"] = 4
+    b = _backend(seaweed_bucket, url, policy=RetryPolicy(attempts=1), read_timeout_s=1)
+    try:
+        started = time.monotonic()
+        with pytest.raises(Transient, match="no answer"):
+            b.put("slow", _file(tmp_path, b"x" * 10), 10, {}, None)
+        assert time.monotonic() - started < 3.5
+    finally:
+        b.close()
+
+
+def test_an_unreachable_endpoint_fails_fast_and_clearly(tmp_path: Path) -> None:
+    b = _backend("some-bucket", f"http://127.0.0.1:{free_port()}",
+                 policy=RetryPolicy(attempts=2, sleep=lambda s: None))
+    try:
+        started = time.monotonic()
+        with pytest.raises(Unreachable) as err:
+            b.put("k", _file(tmp_path, b"x"), 1, {}, None)
+        assert time.monotonic() - started < 20
+        assert "127.0.0.1" in str(err.value) and err.value.stops_run
+        assert b.crt_requests == 2  # Unreachable is Transient: retried once, as with botocore
+    finally:
+        b.close()
+
+
+def test_without_awscrt_the_backend_stays_on_botocore(
+    tmp_path: Path, seaweed_bucket: str, seaweed_endpoint: str
+) -> None:
+    code = (
+        "import sys; sys.modules['awscrt'] = None\n"
+        "from hoard.backends.s3 import S3Backend\n"
+        f"b = S3Backend({seaweed_bucket!r}, endpoint_url={seaweed_endpoint!r})\n"
+        f"r = b.put('k', {_file(tmp_path, b'abc')!r}, 3, {{'hoard-hash': 'h'}}, None)\n"
+        "assert b.crt_requests == 0 and r.etag == '900150983cd24fb0d6963f7d28e17f72'\n"
+        "assert b.open('k', 0, 3).read() == b'abc'\n"
+        "b.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_endpoints_follow_botocore_addressing_rules() -> None:
+    e = s3_crt.endpoint_for("bucket", "http://127.0.0.1:9000", "us-east-1", False)
+    assert (e.scheme, e.host, e.path("a b/é")) == ("http", "127.0.0.1:9000", "/bucket/a%20b/%C3%A9")
+    e = s3_crt.endpoint_for("bucket", "https://minio.lan:9000", "us-east-1", False)
+    assert (e.host, e.path("k")) == ("bucket.minio.lan:9000", "/k")
+    e = s3_crt.endpoint_for("bucket", "https://minio.lan:9000/base/", "us-east-1", True)
+    assert (e.host, e.path("k")) == ("minio.lan:9000", "/base/bucket/k")
+    e = s3_crt.endpoint_for("my.dotted.bucket", None, "eu-west-1", False)
+    assert (e.scheme, e.host, e.path("k")) == (
+        "https", "s3.eu-west-1.amazonaws.com", "/my.dotted.bucket/k")
+    e = s3_crt.endpoint_for("photos", None, "eu-west-1", False)
+    assert (e.host, e.path("k")) == ("photos.s3.eu-west-1.amazonaws.com", "/k")
+
+
+def test_a_proxy_or_a_configured_endpoint_keeps_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "AWS_ENDPOINT_URL",
+                 "AWS_ENDPOINT_URL_S3", "AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert s3_crt.needs_botocore({}, None) is None
+    assert s3_crt.needs_botocore({"endpoint_url": "http://x"}, None)
+    assert s3_crt.needs_botocore({"endpoint_url": "http://x"}, "http://y") is None
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    assert s3_crt.configured_endpoint(None) == "http://127.0.0.1:1"
+    assert s3_crt.configured_endpoint("http://o") == "http://o"
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    assert s3_crt.needs_botocore({}, "http://y") == "$HTTPS_PROXY is set"
