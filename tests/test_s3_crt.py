@@ -18,7 +18,7 @@ import pytest
 from hoard.backends import s3_crt
 from hoard.backends.s3 import S3Backend
 from hoard.backends.wrappers import RetryPolicy
-from hoard.errors import BucketNotFound, NotFound, Transient, Unreachable
+from hoard.errors import BucketNotFound, CredentialsRejected, NotFound, Transient, Unreachable
 from tests.conftest import free_port
 from tests.faultproxy import FaultProxy, Request
 
@@ -164,8 +164,37 @@ def test_a_stalled_request_times_out_as_transient(
         b.close()
 
 
-def test_an_unreachable_endpoint_fails_fast_and_clearly(tmp_path: Path) -> None:
-    b = _backend("some-bucket", f"http://127.0.0.1:{free_port()}",
+def test_an_empty_file_is_one_put_too(
+    tmp_path: Path, proxy: tuple[FaultProxy, str], seaweed_bucket: str
+) -> None:
+    p, url = proxy
+    b = _backend(seaweed_bucket, url)
+    try:
+        result = b.put("empty", _file(tmp_path, b""), 0, {"hoard-hash": "h"}, None)
+        assert result.etag == hashlib.md5(b"").hexdigest() and b.crt_requests == 1
+        assert [(r.operation, r.size) for r in p.requests] == [("PutObject", 0)]
+        info = b.stat("empty")
+        assert (info.size, info.etag, dict(info.metadata)) == (0, result.etag, {"hoard-hash": "h"})
+    finally:
+        b.close()
+
+
+def test_a_wrong_secret_is_credentials_rejected(
+    tmp_path: Path, seaweed_bucket: str, seaweed_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    b = _backend(seaweed_bucket, seaweed_endpoint)
+    try:
+        with pytest.raises(CredentialsRejected, match="SignatureDoesNotMatch"):
+            b.put("k", _file(tmp_path, b"x"), 1, {}, None)
+        assert b.crt_requests == 1 and CredentialsRejected("x").stops_run
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_an_unreachable_endpoint_fails_fast_and_clearly(tmp_path: Path, scheme: str) -> None:
+    b = _backend("some-bucket", f"{scheme}://127.0.0.1:{free_port()}",
                  policy=RetryPolicy(attempts=2, sleep=lambda s: None))
     try:
         started = time.monotonic()
