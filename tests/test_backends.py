@@ -81,6 +81,8 @@ def test_put_then_stat_and_read_back(backend: Backend, tmp_path: Path) -> None:
     assert info.etag
     assert dict(info.metadata) == md
     assert _read(backend, "photos/2025/a.jpg") == data
+    if isinstance(backend, S3Backend):
+        assert backend.crt_requests == 1  # the small put went through the CRT data path
 
 
 def test_put_overwrites(backend: Backend, tmp_path: Path) -> None:

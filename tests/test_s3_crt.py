@@ -211,7 +211,8 @@ def test_without_awscrt_the_backend_stays_on_botocore(
     tmp_path: Path, seaweed_bucket: str, seaweed_endpoint: str
 ) -> None:
     code = (
-        "import sys; sys.modules['awscrt'] = None\n"
+        "import logging, sys; sys.modules['awscrt'] = None\n"
+        "logging.basicConfig(level=logging.DEBUG)\n"
         "from hoard.backends.s3 import S3Backend\n"
         f"b = S3Backend({seaweed_bucket!r}, endpoint_url={seaweed_endpoint!r})\n"
         f"r = b.put('k', {_file(tmp_path, b'abc')!r}, 3, {{'hoard-hash': 'h'}}, None)\n"
@@ -219,7 +220,9 @@ def test_without_awscrt_the_backend_stays_on_botocore(
         "assert b.open('k', 0, 3).read() == b'abc'\n"
         "b.close()\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "awscrt cannot be imported" in r.stderr and "go through botocore" in r.stderr
 
 
 def test_endpoints_follow_botocore_addressing_rules() -> None:

@@ -261,33 +261,17 @@ class S3Backend(Backend):
         return crt or None
 
     def _make_crt(self) -> Any:
-        from hoard import __version__
-        from hoard.backends import s3_crt
-
-        try:
-            import awscrt
-        except ImportError as exc:
-            log.debug("awscrt cannot be imported (%s): all S3 requests go through botocore", exc)
-            return None
         session, region = self._botocore_session()
-        endpoint_url = s3_crt.configured_endpoint(self.endpoint_url)
-        why = s3_crt.needs_botocore(session.get_scoped_config(), endpoint_url)
-        if why:
-            log.debug("%s: all S3 requests go through botocore", why)
-            return None
-        credentials = session.get_credentials()
-        if credentials is None:
-            raise CredentialsRejected("Unable to locate credentials")
-        return s3_crt.CrtPath(
-            s3_crt.endpoint_for(self.bucket, endpoint_url, region, self.path_style),
-            region,
-            credentials,
+        return s3_crt.make_path(
+            session,
+            bucket=self.bucket,
+            endpoint_url=self.endpoint_url,
+            region=region,
+            path_style=self.path_style,
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
             max_connections=2 * self.workers,
-            ca_bundle=session.get_config_variable("ca_bundle"),
             for_code=error_for_code,
-            user_agent=f"hoard/{__version__} awscrt/{awscrt.__version__}",
         )
 
     @property

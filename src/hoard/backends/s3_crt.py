@@ -332,6 +332,57 @@ class CrtPath:
             done.wait(1)  # the CRT closes its connections on its own threads
 
 
+def make_path(
+    session: Any,
+    *,
+    bucket: str,
+    endpoint_url: str | None,
+    region: str,
+    path_style: bool,
+    connect_timeout_s: float,
+    read_timeout_s: float,
+    max_connections: int,
+    for_code: Callable[[str, int, str, str], Exception],
+) -> CrtPath | None:
+    """The CRT data path for a bucket, from the botocore ``session`` (credentials, CA bundle,
+    config); None where it cannot be used, said in the log at debug level."""
+    from hoard import __version__
+
+    try:
+        import awscrt
+    except ImportError as exc:
+        log.debug("awscrt cannot be imported (%s): all S3 requests go through botocore", exc)
+        return None
+    endpoint_url = configured_endpoint(endpoint_url)
+    why = needs_botocore(session.get_scoped_config(), endpoint_url)
+    if why:
+        log.debug("%s: all S3 requests go through botocore", why)
+        return None
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise CredentialsRejected("Unable to locate credentials")
+    endpoint = endpoint_for(bucket, endpoint_url, region, path_style)
+    try:
+        path = CrtPath(
+            endpoint,
+            region,
+            credentials,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+            max_connections=max_connections,
+            ca_bundle=session.get_config_variable("ca_bundle"),
+            for_code=for_code,
+            user_agent=f"hoard/{__version__} awscrt/{awscrt.__version__}",
+        )
+    except Exception as exc:  # e.g. a CA bundle the CRT cannot load
+        log.debug("awscrt's S3 client cannot be made (%s): all requests go through botocore", exc)
+        return None
+    log.debug(
+        "small objects go through awscrt %s at %s%s", awscrt.__version__, path.url, endpoint.base
+    )
+    return path
+
+
 def _provider(auth: Any, credentials: Any) -> Any:
     """A CRT credentials provider over botocore's credentials (the same chain as the botocore
     path: --profile, environment, config files, SSO, instance roles). Credentials that can
