@@ -226,17 +226,40 @@ def test_without_awscrt_the_backend_stays_on_botocore(
 
 
 def test_endpoints_follow_botocore_addressing_rules() -> None:
-    e = s3_crt.endpoint_for("bucket", "http://127.0.0.1:9000", "us-east-1", False)
-    assert (e.scheme, e.host, e.path("a b/é")) == ("http", "127.0.0.1:9000", "/bucket/a%20b/%C3%A9")
-    e = s3_crt.endpoint_for("bucket", "https://minio.lan:9000", "us-east-1", False)
-    assert (e.host, e.path("k")) == ("bucket.minio.lan:9000", "/k")
-    e = s3_crt.endpoint_for("bucket", "https://minio.lan:9000/base/", "us-east-1", True)
-    assert (e.host, e.path("k")) == ("minio.lan:9000", "/base/bucket/k")
-    e = s3_crt.endpoint_for("my.dotted.bucket", None, "eu-west-1", False)
-    assert (e.scheme, e.host, e.path("k")) == (
-        "https", "s3.eu-west-1.amazonaws.com", "/my.dotted.bucket/k")
-    e = s3_crt.endpoint_for("photos", None, "eu-west-1", False)
-    assert (e.host, e.path("k")) == ("photos.s3.eu-west-1.amazonaws.com", "/k")
+    cases = [  # (bucket, endpoint_url, region, path_style) -> the URL botocore sends to
+        (("bucket", "http://127.0.0.1:9000", "us-east-1", False),
+         "http://127.0.0.1:9000/bucket/a%20b/%C3%A9"),
+        (("bucket", "http://minio.lan:9000", "eu-west-1", False),
+         "http://minio.lan:9000/bucket/a%20b/%C3%A9"),
+        (("bucket", "https://minio.lan:9000/base/", "eu-west-1", True),
+         "https://minio.lan:9000/base/bucket/a%20b/%C3%A9"),
+        (("my.dotted.bucket", None, "eu-west-1", False),
+         "https://s3.eu-west-1.amazonaws.com/my.dotted.bucket/a%20b/%C3%A9"),
+        (("photos", None, "eu-west-1", False), "https://photos.s3.eu-west-1.amazonaws.com/a%20b/%C3%A9"),
+        (("photos", None, "us-east-1", False), "https://photos.s3.amazonaws.com/a%20b/%C3%A9"),
+        (("photos", None, "us-east-1", True), "https://s3.amazonaws.com/photos/a%20b/%C3%A9"),
+    ]
+    for args, url in cases:
+        e = s3_crt.endpoint_for(*args)
+        assert f"{e.scheme}://{e.host}{e.path('a b/é')}" == url
+    # botocore itself sends these requests to the same URLs
+    import boto3
+    from botocore.config import Config
+
+    class Sent(Exception):
+        pass
+
+    def stop(request: object, **_: object) -> None:
+        raise Sent(request.url)  # type: ignore[attr-defined]
+
+    for (bucket, endpoint_url, region, path_style), url in cases:
+        c = boto3.client("s3", endpoint_url=endpoint_url, region_name=region,
+                         aws_access_key_id="x", aws_secret_access_key="y",
+                         config=Config(s3={"addressing_style": "path" if path_style else "auto"}))
+        c.meta.events.register("before-send", stop)
+        with pytest.raises(Sent) as sent:
+            c.put_object(Bucket=bucket, Key="a b/é", Body=b"x")
+        assert str(sent.value) == url
 
 
 def test_a_proxy_or_a_configured_endpoint_keeps_botocore(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,6 @@ files), ``CrtPath.make`` returns None and the backend stays on botocore.
 from __future__ import annotations
 
 import io
-import ipaddress
 import logging
 import os
 import re
@@ -92,24 +91,20 @@ class Endpoint:
 
 
 def endpoint_for(bucket: str, endpoint_url: str | None, region: str, path_style: bool) -> Endpoint:
-    """Where requests for ``bucket`` go, by botocore's rules: virtual-hosted unless path style
-    is asked for, the bucket name is not a DNS label (dots included), or the custom endpoint's
-    host is an IP address."""
+    """Where requests for ``bucket`` go, as botocore sends them with addressing style "auto"
+    (or "path"): a custom endpoint is addressed path-style; AWS virtual-hosted unless path style
+    is asked for or the bucket name is not a DNS label (dots included). us-east-1 uses the
+    global endpoint, as botocore does by default."""
     if endpoint_url:
         url = urlsplit(endpoint_url)
-        host, prefix = url.netloc, url.path.rstrip("/")
-        scheme = url.scheme or "https"
-        try:
-            ipaddress.ip_address((url.hostname or "").strip("[]"))
-            is_ip = True
-        except ValueError:
-            is_ip = False
-    else:
-        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-        host, prefix, scheme, is_ip = f"s3.{region}.{suffix}", "", "https", False
-    if path_style or is_ip or not _VIRTUAL_HOSTABLE.fullmatch(bucket):
-        return Endpoint(scheme, host, f"{prefix}/{quote(bucket)}")
-    return Endpoint(scheme, f"{bucket}.{host}", prefix)
+        return Endpoint(
+            url.scheme or "https", url.netloc, f"{url.path.rstrip('/')}/{quote(bucket)}"
+        )
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    host = f"s3.{suffix}" if region == "us-east-1" else f"s3.{region}.{suffix}"
+    if path_style or not _VIRTUAL_HOSTABLE.fullmatch(bucket):
+        return Endpoint("https", host, f"/{quote(bucket)}")
+    return Endpoint("https", f"{bucket}.{host}", "")
 
 
 def configured_endpoint(endpoint_url: str | None) -> str | None:
