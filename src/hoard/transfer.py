@@ -102,8 +102,10 @@ class _Recorder:
     """Collects outcomes and records them in one catalog transaction per batch, after the
     backend has made the batch's objects durable (``Backend.flush``)."""
 
-    def __init__(self, backend: Backend, catalog: Catalog, clock: Clock) -> None:
-        self.backend, self.catalog, self.clock = backend, catalog, clock
+    def __init__(
+        self, backend: Backend, catalog: Catalog, clock: Clock, stats: TransferStats
+    ) -> None:
+        self.backend, self.catalog, self.clock, self.stats = backend, catalog, clock, stats
         self.batch: list[Outcome] = []
         self._since = 0
 
@@ -123,8 +125,23 @@ class _Recorder:
         if not batch:
             return
         if any(o.outcome == "ok" for o in batch):
-            self.backend.flush()
+            try:
+                self.backend.flush()
+            except BackendError as exc:
+                batch = [self._not_durable(o, str(exc)) for o in batch]
         self.catalog.record_many(batch)
+
+    def _not_durable(self, o: Outcome, error: str) -> Outcome:
+        """An upload the store took but could not make durable: failed, and the run stops."""
+        if o.outcome != "ok":
+            return o
+        st = self.stats
+        st.uploaded -= 1
+        st.bytes -= o.bytes
+        st.failed += 1
+        st.errors.append(f"{o.file.path}: {error}")
+        st.stopped_by = st.stopped_by or error
+        return replace(o, outcome="failed", bytes=0, etag="", tier="", metadata=None, error=error)
 
 
 class _Workers:
@@ -188,7 +205,7 @@ def execute(
     if not pending:
         return stats
     limit = 2 * max(1, workers)
-    recorder = _Recorder(backend, catalog, clock)
+    recorder = _Recorder(backend, catalog, clock, stats)
     pool = _Workers(
         min(max(1, workers), len(pending)),
         lambda a, n: _upload(backend, catalog, reporter, a, n, tier, clock),
