@@ -52,6 +52,8 @@ class _Result:
     started_ns: int
     ended_ns: int
     put: PutResult | None = None
+    #: the metadata the object was stored with
+    metadata: dict[str, str] | None = None
     error: str = ""
     stops_run: bool = False
     changed: bool = False
@@ -75,8 +77,9 @@ def _upload(
         on_part=lambda n: reporter.progress(action, n),
         on_resume=lambda n: reporter.resumed(action, n),
     )
+    metadata = meta.for_file(f, action.hash)
     try:
-        put = backend.put(action.key, f.path, f.size, meta.for_file(f, action.hash), tier, journal)
+        put = backend.put(action.key, f.path, f.size, metadata, tier, journal)
     except HoardError as exc:
         stops = isinstance(exc, BackendError) and exc.stops_run
         return _Result(action, attempt, started, clock(), error=str(exc), stops_run=stops)
@@ -88,7 +91,7 @@ def _upload(
         changed = (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns)
     except OSError:
         changed = True
-    return _Result(action, attempt, started, clock(), put=put, changed=changed)
+    return _Result(action, attempt, started, clock(), put=put, metadata=metadata, changed=changed)
 
 
 #: Results are recorded in the catalog a batch at a time: every BATCH_FILES results or
@@ -256,27 +259,23 @@ def _handle(
     prepare: Prepare,
 ) -> Action | None:
     a = r.action
-    base = Outcome(
-        job_id=job_id,
-        file=a.file,
-        remote=backend.url,
-        key=a.key,
-        action="upload",
-        reason=a.reason,
-        outcome="",
-        started_ns=r.started_ns,
-        ended_ns=r.ended_ns,
-        hash=a.hash,
-    )
     if r.put is not None and not r.changed:
         recorder.add(
-            replace(
-                base,
-                outcome="ok",
-                bytes=a.file.size,
-                etag=r.put.etag,
-                tier=r.put.tier,
-                metadata=meta.for_file(a.file, a.hash),
+            Outcome(
+                job_id,
+                a.file,
+                backend.url,
+                a.key,
+                "upload",
+                a.reason,
+                "ok",
+                r.started_ns,
+                r.ended_ns,
+                a.hash,
+                a.file.size,
+                r.put.etag,
+                r.put.tier,
+                r.metadata,
             )
         )
         stats.uploaded += 1
@@ -286,6 +285,9 @@ def _handle(
             stats.resumed_bytes += r.put.resumed_bytes
         reporter.transferred(a, True, a.file.size - r.put.resumed_bytes, "")
         return None
+    base = Outcome(
+        job_id, a.file, backend.url, a.key, "upload", a.reason, "", r.started_ns, r.ended_ns, a.hash
+    )
     if r.changed and r.attempt == 1:
         retry = prepare(a)
         if retry is not None:
