@@ -18,9 +18,9 @@ import ctypes
 import errno
 import functools
 import io
+import itertools
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import BinaryIO
@@ -270,48 +270,69 @@ def _etag(st: os.stat_result) -> str:
     return f"{st.st_size:x}-{st.st_mtime_ns:x}"
 
 
+_tmp_names = itertools.count()
+
+
 def _tmp_in(folder: str) -> tuple[int, str]:
-    os.makedirs(folder, exist_ok=True)
-    return tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
+    """A new temporary file in ``folder`` (made if missing), open for writing, mode 0600."""
+    for _ in range(100):
+        tmp = os.path.join(folder, f"{TMP_PREFIX}{os.getpid()}-{next(_tmp_names)}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), tmp
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+        except FileExistsError:  # left by an earlier process that had our pid
+            continue
+    raise OSError(errno.EEXIST, "no temporary file name left", folder)
 
 
 def _atomic_copy(src: str, dest: str) -> None:
     try:
-        inp = open(src, "rb")  # noqa: SIM115 - closed below
+        inp = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise SourceUnreadable(f"{src}: {exc.strerror or exc}") from None
-    with inp:
+    try:
         fd, tmp = _tmp_in(os.path.dirname(dest))
         try:
-            with os.fdopen(fd, "wb") as out:
-                _copy(inp, out, src)
-                out.flush()
-                os.fsync(out.fileno())
+            try:
+                _copy(inp, fd, src)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, dest)
         except BaseException:
             _unlink_quietly(tmp)
             raise
+    finally:
+        os.close(inp)
 
 
-def _copy(inp: BinaryIO, out: BinaryIO, src: str) -> None:
+def _copy(inp: int, out: int, src: str) -> None:
     while True:
         try:
-            chunk = inp.read(1 << 20)
+            chunk = os.read(inp, 1 << 20)
         except OSError as exc:
             raise SourceUnreadable(f"{src}: {exc.strerror or exc}") from None
         if not chunk:
             return
-        out.write(chunk)
+        _write_all(out, chunk)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _atomic_write(dest: str, data: bytes, durable: bool = True) -> None:
     fd, tmp = _tmp_in(os.path.dirname(dest))
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
+        try:
+            _write_all(fd, data)
             if durable:
-                os.fsync(out.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, dest)
     except BaseException:
         _unlink_quietly(tmp)
