@@ -1,19 +1,21 @@
 """Executes a plan's uploads on a backend with a bounded pool of worker threads.
 
-Workers only talk to the backend; the coordinating thread records every result in the catalog
-as it arrives. A file that changed while it was uploaded is not recorded as archived: it is
-prepared again (re-stat, re-hash, re-key) and retried once. An error that would repeat for every
-file (unreachable endpoint, missing bucket, rejected credentials, full disk) stops the run.
+Workers only talk to the backend; the coordinating thread records the results in the catalog,
+a batch per transaction, once the backend made the batch's objects durable. A file that changed
+while it was uploaded is not recorded as archived: it is prepared again (re-stat, re-hash,
+re-key) and retried once. An error that would repeat for every file (unreachable endpoint,
+missing bucket, rejected credentials, full disk) stops the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from hoard import metadata as meta
@@ -50,6 +52,8 @@ class _Result:
     started_ns: int
     ended_ns: int
     put: PutResult | None = None
+    #: the metadata the object was stored with
+    metadata: dict[str, str] | None = None
     error: str = ""
     stops_run: bool = False
     changed: bool = False
@@ -73,8 +77,9 @@ def _upload(
         on_part=lambda n: reporter.progress(action, n),
         on_resume=lambda n: reporter.resumed(action, n),
     )
+    metadata = meta.for_file(f, action.hash)
     try:
-        put = backend.put(action.key, f.path, f.size, meta.for_file(f, action.hash), tier, journal)
+        put = backend.put(action.key, f.path, f.size, metadata, tier, journal)
     except HoardError as exc:
         stops = isinstance(exc, BackendError) and exc.stops_run
         return _Result(action, attempt, started, clock(), error=str(exc), stops_run=stops)
@@ -86,7 +91,99 @@ def _upload(
         changed = (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns)
     except OSError:
         changed = True
-    return _Result(action, attempt, started, clock(), put=put, changed=changed)
+    return _Result(action, attempt, started, clock(), put=put, metadata=metadata, changed=changed)
+
+
+#: Results are recorded in the catalog a batch at a time: every BATCH_FILES results or
+#: BATCH_NS after the first unrecorded one, whichever comes first, and always at the end.
+BATCH_FILES = 256
+BATCH_NS = 300_000_000
+_WAIT_S = BATCH_NS / 1e9
+
+
+class _Recorder:
+    """Collects outcomes and records them in one catalog transaction per batch, after the
+    backend has made the batch's objects durable (``Backend.flush``)."""
+
+    def __init__(
+        self, backend: Backend, catalog: Catalog, clock: Clock, stats: TransferStats
+    ) -> None:
+        self.backend, self.catalog, self.clock, self.stats = backend, catalog, clock, stats
+        self.batch: list[Outcome] = []
+        self._since = 0
+
+    def add(self, o: Outcome) -> None:
+        if not self.batch:
+            self._since = self.clock()
+        self.batch.append(o)
+
+    def flush_if_due(self) -> None:
+        if self.batch and (
+            len(self.batch) >= BATCH_FILES or self.clock() - self._since >= BATCH_NS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.batch = self.batch, []
+        if not batch:
+            return
+        if any(o.outcome == "ok" for o in batch):
+            try:
+                self.backend.flush()
+            except BackendError as exc:
+                batch = [self._not_durable(o, str(exc)) for o in batch]
+        self.catalog.record_many(batch)
+
+    def _not_durable(self, o: Outcome, error: str) -> Outcome:
+        """An upload the store took but could not make durable: failed, and the run stops."""
+        if o.outcome != "ok":
+            return o
+        st = self.stats
+        st.uploaded -= 1
+        st.bytes -= o.bytes
+        st.failed += 1
+        st.errors.append(f"{o.file.path}: {error}")
+        st.stopped_by = st.stopped_by or error
+        return replace(o, outcome="failed", bytes=0, etag="", tier="", metadata=None, error=error)
+
+
+class _Workers:
+    """Threads that take (action, attempt) from one queue and put results on another."""
+
+    def __init__(self, count: int, upload: Callable[[Action, int], _Result]) -> None:
+        self.todo: queue.SimpleQueue[tuple[Action, int] | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[_Result] = queue.SimpleQueue()
+        self._upload = upload
+        self._threads = [
+            threading.Thread(target=self._run, name=f"hoard-upload_{i}", daemon=True)
+            for i in range(count)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _run(self) -> None:
+        while (item := self.todo.get()) is not None:
+            action, attempt = item
+            try:
+                result = self._upload(action, attempt)
+            except BaseException as exc:  # a bug: _upload turns errors into results
+                result = _Result(action, attempt, 0, 0, error=f"internal error: {exc!r}")
+            self.done.put(result)
+
+    def take_back(self) -> list[tuple[Action, int]]:
+        """The queued actions no worker has started."""
+        back = []
+        with contextlib.suppress(queue.Empty):
+            while (item := self.todo.get_nowait()) is not None:
+                back.append(item)
+        return back
+
+    def close(self) -> None:
+        """Let the uploads in flight finish, then end the threads."""
+        for _ in self._threads:
+            self.todo.put(None)
+        for t in self._threads:
+            t.join()
 
 
 def execute(
@@ -101,73 +198,84 @@ def execute(
     prepare: Prepare,
     stop: threading.Event | None = None,
 ) -> TransferStats:
-    """Upload each action; once ``stop`` is set no new file starts, files in flight finish."""
+    """Upload each action; once ``stop`` is set no new file starts, files in flight finish.
+
+    A result is recorded only after the store confirmed the object (and made it durable, see
+    ``Backend.flush``), a batch at a time: a crash loses at most the last batch's records,
+    whose files the next run finds on the remote (adopted) or uploads again."""
     stats = TransferStats()
     pending: deque[tuple[Action, int]] = deque((a, 1) for a in uploads)
-    inflight: dict[Future[_Result], Action] = {}
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hoard-upload")
+    if not pending:
+        return stats
+    limit = 2 * max(1, workers)
+    recorder = _Recorder(backend, catalog, clock, stats)
+    pool = _Workers(
+        min(max(1, workers), len(pending)),
+        lambda a, n: _upload(backend, catalog, reporter, a, n, tier, clock),
+    )
+    inflight = 0
     try:
-        while pending or inflight:
+        while True:
             if stop is not None and stop.is_set() and not stats.stopped_by:
-                for fut in [f for f in inflight if f.cancel()]:  # queued, not started
-                    pending.append((inflight.pop(fut), 1))
+                back = pool.take_back()
+                inflight -= len(back)
+                pending.extendleft(reversed(back))
                 if pending:
                     stats.interrupted = True
                     stats.stopped_by = "asked to stop"
-            while pending and not stats.stopped_by and len(inflight) < 2 * workers:
-                action, attempt = pending.popleft()
-                inflight[
-                    pool.submit(_upload, backend, catalog, reporter, action, attempt, tier, clock)
-                ] = action
+            while pending and not stats.stopped_by and inflight < limit:
+                pool.todo.put(pending.popleft())
+                inflight += 1
             if not inflight:
                 break
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            for fut in done:
-                del inflight[fut]
-                retry = _handle(
-                    fut.result(), backend, catalog, job_id, tier, reporter, stats, prepare
-                )
-                if retry is not None:
-                    pending.appendleft((retry, 2))
+            try:
+                r = pool.done.get(timeout=_WAIT_S)
+            except queue.Empty:
+                recorder.flush_if_due()
+                continue
+            inflight -= 1
+            retry = _handle(r, backend, recorder, job_id, reporter, stats, prepare)
+            if retry is not None:
+                pending.appendleft((retry, 2))
+            recorder.flush_if_due()
         stats.not_attempted = len(pending)
         stats.failed += len(pending)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            pool.take_back()
+            pool.close()
+        finally:
+            recorder.flush()
     return stats
 
 
 def _handle(
     r: _Result,
     backend: Backend,
-    catalog: Catalog,
+    recorder: _Recorder,
     job_id: int,
-    tier: str | None,
     reporter: Reporter,
     stats: TransferStats,
     prepare: Prepare,
 ) -> Action | None:
     a = r.action
-    base = Outcome(
-        job_id=job_id,
-        file=a.file,
-        remote=backend.url,
-        key=a.key,
-        action="upload",
-        reason=a.reason,
-        outcome="",
-        started_ns=r.started_ns,
-        ended_ns=r.ended_ns,
-        hash=a.hash,
-    )
     if r.put is not None and not r.changed:
-        catalog.record(
-            replace(
-                base,
-                outcome="ok",
-                bytes=a.file.size,
-                etag=r.put.etag,
-                tier=r.put.tier,
-                metadata=meta.for_file(a.file, a.hash),
+        recorder.add(
+            Outcome(
+                job_id,
+                a.file,
+                backend.url,
+                a.key,
+                "upload",
+                a.reason,
+                "ok",
+                r.started_ns,
+                r.ended_ns,
+                a.hash,
+                a.file.size,
+                r.put.etag,
+                r.put.tier,
+                r.metadata,
             )
         )
         stats.uploaded += 1
@@ -177,10 +285,13 @@ def _handle(
             stats.resumed_bytes += r.put.resumed_bytes
         reporter.transferred(a, True, a.file.size - r.put.resumed_bytes, "")
         return None
+    base = Outcome(
+        job_id, a.file, backend.url, a.key, "upload", a.reason, "", r.started_ns, r.ended_ns, a.hash
+    )
     if r.changed and r.attempt == 1:
         retry = prepare(a)
         if retry is not None:
-            catalog.record(
+            recorder.add(
                 replace(
                     base,
                     outcome="retried",
@@ -193,7 +304,7 @@ def _handle(
         error = "file kept changing while it was uploaded; not recorded as archived"
     else:
         error = r.error
-    catalog.record(replace(base, outcome="failed", error=error))
+    recorder.add(replace(base, outcome="failed", error=error))
     stats.failed += 1
     stats.errors.append(f"{a.file.path}: {error}")
     reporter.transferred(a, False, 0, error)

@@ -151,5 +151,10 @@ class Backend(abc.ABC):
     def thaw(self, keys: Iterable[str], days: int, speed: str) -> None:  # noqa: B027
         """Start restores from archive tiers. A store without cold tiers has nothing to do."""
 
+    def flush(self) -> None:  # noqa: B027
+        """Make every object ``put`` has stored so far durable: once this returns, a crash of
+        the machine cannot lose them. The catalog records an upload only after this. A store
+        whose ``put`` is durable when it returns (S3, Azure) has nothing to do."""
+
     def close(self) -> None:  # noqa: B027
         """Release connections."""

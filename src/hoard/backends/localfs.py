@@ -1,20 +1,28 @@
 """A local or mounted folder as a store: the embedded default, no account needed.
 
 Objects are files under the root at their key's path; hoard's metadata and tier live in a
-sidecar `.hoard/meta/<key>.json`. Every write goes to a temporary file in the target folder,
-is flushed, then renamed into place, so a crash never leaves a partial object under its key.
+sidecar `.hoard/meta/<key>.json`, with the etag of the object it describes. Every object is
+written to a temporary file in the target folder, fsynced, then renamed into place, so a crash
+never leaves a partial object under its key. The sidecar (temporary file and rename) and the
+renames themselves become durable at ``flush``, one barrier for a batch of uploads (syncfs of
+the folder's file system; elsewhere an fsync of each sidecar and touched folder), which the
+catalog waits for before it records them. A sidecar whose etag is not its object's (a crash
+kept one and not the other) is ignored: the object then counts as one without hoard metadata.
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
+import ctypes
 import errno
+import functools
 import io
+import itertools
 import json
 import os
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import BinaryIO
 
 from hoard.backends.base import Backend, Capabilities, Journal, PutResult
@@ -53,6 +61,10 @@ class LocalBackend(Backend):
         parent usually means an unmounted disk)."""
         self.root = os.path.abspath(os.path.expanduser(root))
         self.url = "file://" + self.root
+        self._lock = threading.Lock()
+        #: (object, sidecar, device) written since the last flush
+        self._unsynced: builtins.list[tuple[str, str, int]] = []
+        self._root_fd: int | None = None
         if not os.path.isdir(self.root) and not os.path.isdir(os.path.dirname(self.root) or "/"):
             raise BucketNotFound(f"destination folder {self.root} does not exist, nor its parent")
 
@@ -76,11 +88,13 @@ class LocalBackend(Backend):
     ) -> PutResult:
         dest = self._path(key)
         tier = self.capabilities.tier(tier)
+        meta_path = self._meta_path(key)
         try:
+            self._watch_root()
             _atomic_copy(path, dest)
-            meta = json.dumps({"metadata": dict(metadata), "tier": tier}).encode()
-            _atomic_write(self._meta_path(key), meta)
             st = os.stat(dest)
+            doc = {"metadata": dict(metadata), "tier": tier, "etag": _etag(st)}
+            _atomic_write(meta_path, json.dumps(doc).encode(), durable=False)
         except NotADirectoryError:
             raise BackendError(
                 f"key {key!r} needs a folder where a file of the same name is "
@@ -93,7 +107,47 @@ class LocalBackend(Backend):
             ) from None
         except OSError as exc:
             raise _translate(exc, f"writing {dest}") from None
+        with self._lock:
+            self._unsynced.append((dest, meta_path, st.st_dev))
         return PutResult(etag=_etag(st), tier=tier)
+
+    def _watch_root(self) -> None:
+        """Open the root once, before the first write: syncfs on it reports every write error
+        of its file system from then on."""
+        if self._root_fd is None:
+            os.makedirs(self.root, exist_ok=True)
+            with self._lock:
+                if self._root_fd is None:
+                    self._root_fd = os.open(self.root, os.O_RDONLY)
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._unsynced = self._unsynced, []
+        if not pending:
+            return
+        try:
+            root_dev = os.fstat(self._root_fd).st_dev if self._root_fd is not None else -1
+            if {dev for _, _, dev in pending} == {root_dev} and _syncfs(self._root_fd):
+                return
+            folders = set()
+            for obj, meta_path, _ in pending:
+                _fsync_path(meta_path)
+                for path in (obj, meta_path):
+                    folder = os.path.dirname(path)
+                    while folder.startswith(self.root) and folder not in folders:
+                        folders.add(folder)
+                        folder = os.path.dirname(folder)
+            for folder in sorted(folders, key=len, reverse=True):
+                _fsync_path(folder)
+        except OSError as exc:
+            with self._lock:
+                self._unsynced = pending + self._unsynced
+            raise _translate(exc, f"making the objects written to {self.root} durable") from None
+
+    def close(self) -> None:
+        if self._root_fd is not None:
+            os.close(self._root_fd)
+            self._root_fd = None
 
     def open(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         try:
@@ -112,7 +166,7 @@ class LocalBackend(Backend):
             st = os.stat(self._path(key))
         except OSError as exc:
             raise _translate(exc, key) from None
-        meta, tier = self._read_meta(key)
+        meta, tier = self._read_meta(key, _etag(st))
         return RemoteObject(
             key=key,
             size=st.st_size,
@@ -122,12 +176,16 @@ class LocalBackend(Backend):
             metadata=meta,
         )
 
-    def _read_meta(self, key: str) -> tuple[dict[str, str], str]:
+    def _read_meta(self, key: str, etag: str | None = None) -> tuple[dict[str, str], str]:
+        """The sidecar's metadata and tier; no metadata if it describes another version of
+        the object than the one of ``etag``."""
         try:
             with open(self._meta_path(key), "rb") as fh:
                 doc = json.load(fh)
+            if etag is not None and doc.get("etag", etag) != etag:
+                return {}, "standard"
             return dict(doc.get("metadata", {})), str(doc.get("tier", "standard"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             return {}, "standard"
 
     def list(self, prefix: str = "") -> Iterator[RemoteObject]:
@@ -188,12 +246,11 @@ class LocalBackend(Backend):
         return kept
 
     def copy(self, src: str, dest: str) -> None:
-        meta, tier = self._read_meta(src)
         try:
+            meta, tier = self._read_meta(src, _etag(os.stat(self._path(src))))
             _atomic_copy(self._path(src), self._path(dest))
-            _atomic_write(
-                self._meta_path(dest), json.dumps({"metadata": meta, "tier": tier}).encode()
-            )
+            doc = {"metadata": meta, "tier": tier, "etag": _etag(os.stat(self._path(dest)))}
+            _atomic_write(self._meta_path(dest), json.dumps(doc).encode())
         except SourceUnreadable as exc:
             raise NotFound(f"copying {src}: {exc}") from None
         except OSError as exc:
@@ -213,47 +270,69 @@ def _etag(st: os.stat_result) -> str:
     return f"{st.st_size:x}-{st.st_mtime_ns:x}"
 
 
+_tmp_names = itertools.count()
+
+
 def _tmp_in(folder: str) -> tuple[int, str]:
-    os.makedirs(folder, exist_ok=True)
-    return tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
+    """A new temporary file in ``folder`` (made if missing), open for writing, mode 0600."""
+    for _ in range(100):
+        tmp = os.path.join(folder, f"{TMP_PREFIX}{os.getpid()}-{next(_tmp_names)}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), tmp
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+        except FileExistsError:  # left by an earlier process that had our pid
+            continue
+    raise OSError(errno.EEXIST, "no temporary file name left", folder)
 
 
 def _atomic_copy(src: str, dest: str) -> None:
     try:
-        inp = open(src, "rb")  # noqa: SIM115 - closed below
+        inp = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise SourceUnreadable(f"{src}: {exc.strerror or exc}") from None
-    with inp:
+    try:
         fd, tmp = _tmp_in(os.path.dirname(dest))
         try:
-            with os.fdopen(fd, "wb") as out:
-                _copy(inp, out, src)
-                out.flush()
-                os.fsync(out.fileno())
+            try:
+                _copy(inp, fd, src)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, dest)
         except BaseException:
             _unlink_quietly(tmp)
             raise
+    finally:
+        os.close(inp)
 
 
-def _copy(inp: BinaryIO, out: BinaryIO, src: str) -> None:
+def _copy(inp: int, out: int, src: str) -> None:
     while True:
         try:
-            chunk = inp.read(1 << 20)
+            chunk = os.read(inp, 1 << 20)
         except OSError as exc:
             raise SourceUnreadable(f"{src}: {exc.strerror or exc}") from None
         if not chunk:
             return
-        out.write(chunk)
+        _write_all(out, chunk)
 
 
-def _atomic_write(dest: str, data: bytes) -> None:
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _atomic_write(dest: str, data: bytes, durable: bool = True) -> None:
     fd, tmp = _tmp_in(os.path.dirname(dest))
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            _write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, dest)
     except BaseException:
         _unlink_quietly(tmp)
@@ -263,3 +342,33 @@ def _atomic_write(dest: str, data: bytes) -> None:
 def _unlink_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc_syncfs() -> Callable[[int], int] | None:
+    try:
+        fn: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    return fn
+
+
+def _syncfs(fd: int | None) -> bool:
+    """Write out everything of the file system of ``fd`` (Linux); False where not available.
+    Since Linux 5.8 it fails if any write-back on that file system failed since ``fd`` was
+    opened."""
+    fn = _libc_syncfs()
+    if fd is None or fn is None:
+        return False
+    if fn(fd) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return True

@@ -134,6 +134,10 @@ class MemoryBackend(Backend):
         with self._lock:
             self.objects[dest] = _Stored(stored.data, replace(stored.info, key=dest))
 
+    def flush(self) -> None:
+        """Nothing to make durable; a fault on ``("flush", "")`` plays a failing barrier."""
+        self._op("flush", "")
+
     def thaw(self, keys: Iterable[str], days: int, speed: str) -> None:
         for key in keys:
             self._op("thaw", key)

@@ -175,5 +175,8 @@ class Retrying(Backend):
         todo = list(keys)
         self.policy.call("thaw", lambda: self.inner.thaw(todo, days, speed))
 
+    def flush(self) -> None:
+        self.inner.flush()
+
     def close(self) -> None:
         self.inner.close()

@@ -389,47 +389,73 @@ class Catalog:
 
     def record(self, o: Outcome) -> None:
         """Record one transfer, and on success the file's hash and the object, atomically."""
+        self.record_many([o])
+
+    def record_many(self, outcomes: list[Outcome]) -> None:
+        """``record`` for many transfers in one transaction: all of them or none. In order: a
+        transfer's file is the one of its path after the whole batch (the same row id; a file
+        first seen in this batch is linked even from a transfer before its success)."""
+        if not outcomes:
+            return
+        ok = [o for o in outcomes if o.outcome == "ok"]
         with self._tx() as db:
-            file_id: int | None
-            if o.outcome == "ok":
-                file_id = self._remember_hash(db, o.file, o.hash, o.ended_ns)
-                self._upsert_object(
-                    db,
-                    o.remote,
-                    o.key,
-                    o.bytes,
-                    o.hash,
-                    o.etag,
-                    o.tier,
-                    o.metadata or {},
-                    file_id,
-                    o.job_id,
-                    o.ended_ns,
-                )
-            else:
-                row = db.execute("SELECT id FROM files WHERE path=?", (o.file.path,)).fetchone()
-                file_id = int(row[0]) if row else None
-            db.execute(
+            db.executemany(
+                "INSERT INTO files (path, size, mtime_ns, inode, hash, seen_ns) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT (path) DO UPDATE SET size=excluded.size, "
+                "mtime_ns=excluded.mtime_ns, inode=excluded.inode, hash=excluded.hash, "
+                "seen_ns=excluded.seen_ns",
+                [
+                    (o.file.path, o.file.size, o.file.mtime_ns, o.file.inode, o.hash, o.ended_ns)
+                    for o in ok
+                ],
+            )
+            db.executemany(
+                "INSERT INTO objects (remote, key, size, hash, etag, tier, metadata, file_id, "
+                "job_id, written_ns) VALUES (?,?,?,?,?,?,?,(SELECT id FROM files WHERE path=?),"
+                "?,?) ON CONFLICT (remote, key) DO UPDATE SET size=excluded.size, "
+                "hash=excluded.hash, etag=excluded.etag, tier=excluded.tier, "
+                "metadata=excluded.metadata, file_id=excluded.file_id, job_id=excluded.job_id, "
+                "written_ns=excluded.written_ns",
+                [
+                    (
+                        o.remote,
+                        o.key,
+                        o.bytes,
+                        o.hash,
+                        o.etag,
+                        o.tier,
+                        json.dumps(dict(o.metadata or {})),
+                        o.file.path,
+                        o.job_id,
+                        o.ended_ns,
+                    )
+                    for o in ok
+                ],
+            )
+            db.executemany(
                 "INSERT INTO transfers (job_id, file_id, path, remote, key, action, reason, "
                 "bytes, hash, etag, tier, outcome, error, started_ns, ended_ns) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    o.job_id,
-                    file_id,
-                    o.file.path,
-                    o.remote,
-                    o.key,
-                    o.action,
-                    o.reason,
-                    o.bytes,
-                    o.hash or None,
-                    o.etag or None,
-                    o.tier or None,
-                    o.outcome,
-                    o.error or None,
-                    o.started_ns,
-                    o.ended_ns,
-                ),
+                "VALUES (?,(SELECT id FROM files WHERE path=?),?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        o.job_id,
+                        o.file.path,
+                        o.file.path,
+                        o.remote,
+                        o.key,
+                        o.action,
+                        o.reason,
+                        o.bytes,
+                        o.hash or None,
+                        o.etag or None,
+                        o.tier or None,
+                        o.outcome,
+                        o.error or None,
+                        o.started_ns,
+                        o.ended_ns,
+                    )
+                    for o in outcomes
+                ],
             )
 
     def history(self, path: str) -> list[dict[str, Any]]:
