@@ -19,6 +19,7 @@ from hoard.backends.registry import RemoteOptions
 from hoard.catalog import Catalog
 from hoard.errors import HoardError
 from hoard.lock import CatalogLock, hold_catalog
+from hoard.logfile import BufferedFileHandler
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("hoard")
@@ -41,7 +42,7 @@ def setup_logging(log_file: str | None, level: str) -> None:
         h.close()
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        handler: logging.Handler = BufferedFileHandler(path)
     except OSError as exc:
         click.echo(f"warning: cannot write the log file {path}: {exc.strerror}", err=True)
         handler = logging.NullHandler()
