@@ -18,15 +18,24 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from hoard import metadata as meta
 from hoard.backends.base import Backend
 from hoard.catalog import Catalog, StoredObject
 from hoard.errors import HoardError, NotFound, NotWarm, UsageError
-from hoard.hashing import hash_fd, hash_file, split_hash
+from hoard.fetch import Corrupted, fetch
+from hoard.hashing import hash_file, split_hash
 from hoard.report import Reporter
-from hoard.safepath import UnsafePath, check_relative, existing, fold, make_folder, place
+from hoard.safepath import (
+    Folders,
+    UnsafePath,
+    check_relative,
+    existing,
+    fold,
+    make_folder,
+    place,
+)
 
 Clock = Callable[[], int]
 log = logging.getLogger("hoard.restore")
@@ -35,11 +44,8 @@ THAW_SPEEDS = ("expedited", "standard", "bulk")
 TYPICAL_WAIT = {"expedited": "1-5 minutes", "standard": "3-12 hours", "bulk": "5-48 hours"}
 RANGE_BYTES = 16 << 20
 RANGE_WORKERS = 4
-
-
-class Corrupted(HoardError):
-    """A downloaded object does not match the hash recorded when it was archived. It was not
-    placed; the copy on the remote may be damaged."""
+BATCH_FILES = 256  # placed files recorded together, after one fsync per folder
+BATCH_NS = 500_000_000  # … or once the oldest of them has waited this long
 
 
 @dataclass(frozen=True)
@@ -352,48 +358,26 @@ def _decide(
 # --- execution ------------------------------------------------------------------------------
 
 
-def _fetch_range(backend: Backend, key: str, fd: int, offset: int, length: int) -> int:
-    """Write bytes [offset, offset + length) of the object at the same place in ``fd``."""
-    stream = backend.open(key, offset, length)
-    got = 0
-    try:
-        while chunk := stream.read(1 << 20):
-            os.pwrite(fd, chunk, offset + got)
-            got += len(chunk)
-    finally:
-        stream.close()
-    if got != length:
-        raise Corrupted(f"{key}: bytes {offset}-{offset + length - 1}: received {got}")
-    return got
-
-
-def _download(backend: Backend, step: Step) -> tuple[int, int]:
+def _download(backend: Backend, step: Step, folders: Folders) -> tuple[int, int]:
     """Fetch, verify and place one object; returns (inode, bytes).
 
     An object of several ranges is fetched RANGE_WORKERS ranges at a time, each written in
-    place; the temporary file is then hashed (from the page cache) before it may be renamed.
+    place and hashed in file order as it arrives (``fetch``); the hash is compared before the
+    temporary file may be renamed.
     """
     item = step.item
     assert item is not None
-    algorithm = split_hash(item.hash)[0] if item.hash else "sha256"
 
-    def write(out: BinaryIO) -> None:
-        fd = out.fileno()
-        ranges = [
-            (off, min(RANGE_BYTES, item.size - off)) for off in range(0, item.size, RANGE_BYTES)
-        ]
-        if len(ranges) > 1:
-            with ThreadPoolExecutor(RANGE_WORKERS, thread_name_prefix="hoard-range") as pool:
-                list(pool.map(lambda r: _fetch_range(backend, item.key, fd, *r), ranges))
-        elif ranges:
-            _fetch_range(backend, item.key, fd, *ranges[0])
-        if item.hash and (got := hash_fd(fd, algorithm, item.size)) != item.hash:
+    def write(fd: int) -> None:
+        algorithm = split_hash(item.hash)[0] if item.hash else None
+        got = fetch(backend, item.key, fd, item.size, algorithm, RANGE_BYTES, RANGE_WORKERS)
+        if item.hash and got != item.hash:
             raise Corrupted(
-                f"{item.key}: content hash {got[:23]}… does not match the recorded "
+                f"{item.key}: content hash {(got or '')[:23]}… does not match the recorded "
                 f"{item.hash[:23]}…; not placed"
             )
 
-    inode = place(step.root, step.rel, write, item.mtime_ns)
+    inode = place(folders, step.root, step.rel, write, item.mtime_ns)
     return inode, item.size
 
 
@@ -515,20 +499,52 @@ def _download_all(
     result: RestoreResult,
     job: int,
 ) -> None:
+    """Download in parallel; record placed files in batches, each after one fsync of every
+    folder its files were renamed into (``Folders.sync``): the catalog never records a file
+    whose name might not survive a crash."""
     if not steps:
         return
-    with ThreadPoolExecutor(
-        max_workers=max(1, s.workers), thread_name_prefix="hoard-restore"
-    ) as pool:
-        started = clock()
+    folders = Folders()
+    placed: list[tuple[Step, int, int]] = []
+    started = oldest = clock()
+
+    def record_placed() -> None:
+        folders.sync()
+        for step, inode, size in placed:
+            item = step.item
+            assert item is not None
+            mtime_ns = item.mtime_ns
+            catalog.record_restore(
+                job,
+                step.target,
+                item.store,
+                item.key,
+                size,
+                mtime_ns if mtime_ns is not None else os.stat(step.target).st_mtime_ns,
+                inode,
+                item.hash,
+                step.reason,
+                started,
+                clock(),
+            )
+            result.restored += 1
+            result.bytes += size
+        placed.clear()
+
+    pool = ThreadPoolExecutor(max_workers=max(1, s.workers), thread_name_prefix="hoard-restore")
+    try:
         futures: list[tuple[Step, Future[tuple[int, int]]]] = [
-            (st, pool.submit(_download, backends(st.item.store), st))
+            (st, pool.submit(_download, backends(st.item.store), st, folders))
             for st in steps
             if st.item is not None
         ]
         for step, fut in futures:
             item = step.item
             assert item is not None
+            if placed and (
+                len(placed) >= BATCH_FILES or (not fut.done() and clock() - oldest >= BATCH_NS)
+            ):
+                record_placed()
             try:
                 inode, size = fut.result()
             except Exception as exc:
@@ -555,21 +571,15 @@ def _download_all(
                     clock(),
                 )
                 continue
-            catalog.record_restore(
-                job,
-                step.target,
-                item.store,
-                item.key,
-                size,
-                item.mtime_ns if item.mtime_ns is not None else os.stat(step.target).st_mtime_ns,
-                inode,
-                item.hash,
-                step.reason,
-                started,
-                clock(),
-            )
-            result.restored += 1
-            result.bytes += size
+            if not placed:
+                oldest = clock()
+            placed.append((step, inode, size))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            record_placed()  # what was placed before an interruption is kept and recorded
+        finally:
+            folders.close()
 
 
 def _counts(r: RestoreResult) -> dict[str, int]:

@@ -1,0 +1,132 @@
+"""Fetching one object into an open file: in ranges, in parallel, hashed while it arrives.
+
+Ranges are written where they belong with ``pwrite``. The hash is fed in file order as the
+bytes arrive: the range at the hash frontier is hashed from memory chunk by chunk; a range that
+arrives ahead of the frontier is hashed (from the page cache) as soon as every byte before it is
+in, by whichever thread moved the frontier. When the last range is in, the hash is done: the
+file is never read back as a whole. Each finished range is handed to the kernel for writeback,
+so the fsync that makes the file durable before it is renamed has little left to write.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from hoard.backends.base import Backend
+from hoard.errors import HoardError
+from hoard.hashing import new_hasher
+
+CHUNK_BYTES = 1 << 20
+_REREAD_BYTES = 8 << 20
+
+
+class Corrupted(HoardError):
+    """A downloaded object does not match the hash recorded when it was archived. It was not
+    placed; the copy on the remote may be damaged."""
+
+
+class InOrderHash:
+    """A hash over a file written in any order: call ``wrote(offset, data)`` after each write."""
+
+    def __init__(self, algorithm: str, fd: int, size_hint: int = 0) -> None:
+        self.algorithm = algorithm
+        self._hasher = new_hasher(algorithm, size_hint)
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._ahead: dict[int, int] = {}  # start -> end of written extents beyond the frontier
+        self._busy = False
+        self.frontier = 0  # every byte before it has been hashed
+
+    def wrote(self, offset: int, data: bytes) -> None:
+        end = offset + len(data)
+        with self._lock:
+            if self._busy or offset != self.frontier:
+                self._ahead[offset] = end  # hashed by the thread that reaches it
+                return
+            self._busy = True
+        try:
+            self._hasher.update(data)
+            start = end
+            while True:
+                with self._lock:
+                    self.frontier = start
+                    stop = self._ahead.pop(start, None)
+                    if stop is None:
+                        self._busy = False
+                        return
+                while start < stop:
+                    chunk = os.pread(self._fd, min(_REREAD_BYTES, stop - start), start)
+                    if not chunk:
+                        raise Corrupted(f"the file ends at {start}, before {stop}")
+                    self._hasher.update(chunk)
+                    start += len(chunk)
+        except BaseException:
+            with self._lock:
+                self._busy = False
+            raise
+
+    def hexdigest(self) -> str:
+        return f"{self.algorithm}:{self._hasher.hexdigest()}"
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing these dirty pages now (not to wait for them): for dirty
+    pages POSIX_FADV_DONTNEED starts writeback and drops nothing that is not yet clean."""
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    done = os.pwrite(fd, data, offset)
+    while done < len(data):
+        done += os.pwrite(fd, memoryview(data)[done:], offset + done)
+
+
+def fetch_range(
+    backend: Backend, key: str, fd: int, offset: int, length: int, hasher: InOrderHash | None
+) -> int:
+    """Write bytes [offset, offset + length) of the object at the same place in ``fd``."""
+    stream = backend.open(key, offset, length)
+    got = 0
+    try:
+        while chunk := stream.read(CHUNK_BYTES):
+            _pwrite_all(fd, chunk, offset + got)
+            if hasher is not None:
+                hasher.wrote(offset + got, chunk)
+            got += len(chunk)
+    finally:
+        stream.close()
+    if got != length:
+        raise Corrupted(f"{key}: bytes {offset}-{offset + length - 1}: received {got}")
+    return got
+
+
+def fetch(
+    backend: Backend,
+    key: str,
+    fd: int,
+    size: int,
+    algorithm: str | None,
+    range_bytes: int,
+    range_workers: int,
+) -> str | None:
+    """Fetch the whole object into ``fd``; returns its hash under ``algorithm`` (None: none)."""
+    hasher = InOrderHash(algorithm, fd, size) if algorithm else None
+    ranges = [(off, min(range_bytes, size - off)) for off in range(0, size, range_bytes)]
+    if len(ranges) > 1:
+
+        def one(r: tuple[int, int]) -> None:
+            fetch_range(backend, key, fd, *r, hasher)
+            _start_writeback(fd, *r)
+
+        with ThreadPoolExecutor(range_workers, thread_name_prefix="hoard-range") as pool:
+            list(pool.map(one, ranges))
+    elif ranges:
+        fetch_range(backend, key, fd, *ranges[0], hasher)
+    if hasher is None:
+        return None
+    if hasher.frontier != size:
+        raise Corrupted(f"{key}: only {hasher.frontier} of {size} bytes were hashed")
+    return hasher.hexdigest()
