@@ -4,8 +4,9 @@ Ranges are written where they belong with ``pwrite``. The hash is fed in file or
 bytes arrive: the range at the hash frontier is hashed from memory chunk by chunk; a range that
 arrives ahead of the frontier is hashed (from the page cache) as soon as every byte before it is
 in, by whichever thread moved the frontier. When the last range is in, the hash is done: the
-file is never read back as a whole. Each finished range is handed to the kernel for writeback,
-so the fsync that makes the file durable before it is renamed has little left to write.
+file is never read back as a whole. Each 8 MiB of a many-range object is handed to the kernel
+for writeback once hashed, so the fsync that makes the file durable before its rename has
+little left to write.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hoard.hashing import new_hasher
 
 CHUNK_BYTES = 1 << 20
 _REREAD_BYTES = 8 << 20
+WRITEBACK_BYTES = 8 << 20
 
 
 class Corrupted(HoardError):
@@ -30,8 +32,12 @@ class Corrupted(HoardError):
 class InOrderHash:
     """A hash over a file written in any order: call ``wrote(offset, data)`` after each write."""
 
-    def __init__(self, algorithm: str, fd: int, size_hint: int = 0) -> None:
+    def __init__(
+        self, algorithm: str, fd: int, size_hint: int = 0, writeback: bool = False
+    ) -> None:
         self.algorithm = algorithm
+        self._writeback = writeback
+        self._handed = 0  # bytes before it were handed to writeback
         self._hasher = new_hasher(algorithm, size_hint)
         self._fd = fd
         self._lock = threading.Lock()
@@ -50,6 +56,9 @@ class InOrderHash:
             self._hasher.update(data)
             start = end
             while True:
+                if self._writeback and start - self._handed >= WRITEBACK_BYTES:
+                    start_writeback(self._fd, self._handed, start - self._handed)
+                    self._handed = start
                 with self._lock:
                     self.frontier = start
                     stop = self._ahead.pop(start, None)
@@ -71,7 +80,7 @@ class InOrderHash:
         return f"{self.algorithm}:{self._hasher.hexdigest()}"
 
 
-def _start_writeback(fd: int, offset: int, length: int) -> None:
+def start_writeback(fd: int, offset: int, length: int) -> None:
     """Ask the kernel to start writing these dirty pages now (not to wait for them): for dirty
     pages POSIX_FADV_DONTNEED starts writeback and drops nothing that is not yet clean."""
     if hasattr(os, "posix_fadvise"):
@@ -113,13 +122,14 @@ def fetch(
     range_workers: int,
 ) -> str | None:
     """Fetch the whole object into ``fd``; returns its hash under ``algorithm`` (None: none)."""
-    hasher = InOrderHash(algorithm, fd, size) if algorithm else None
     ranges = [(off, min(range_bytes, size - off)) for off in range(0, size, range_bytes)]
+    hasher = InOrderHash(algorithm, fd, size, len(ranges) > 1) if algorithm else None
     if len(ranges) > 1:
 
         def one(r: tuple[int, int]) -> None:
             fetch_range(backend, key, fd, *r, hasher)
-            _start_writeback(fd, *r)
+            if hasher is None:
+                start_writeback(fd, *r)
 
         with ThreadPoolExecutor(range_workers, thread_name_prefix="hoard-range") as pool:
             list(pool.map(one, ranges))

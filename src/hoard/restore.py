@@ -4,8 +4,8 @@ Objects are selected by remote prefix, by original local path, by job, or by a m
 way back to each file's place comes from the catalog, or from the metadata hoard wrote on the
 object when the catalog has no entry. Every planned step has a reason; `--dry-run` prints the
 plan, a real run executes it. Archive-tier objects are thawed first and tracked in the catalog
-across runs; downloads are verified against the recorded hash before they are renamed into
-place (``safepath``).
+across runs; downloads (``download``) are verified against the recorded hash before they are
+renamed into place (``safepath``).
 """
 
 from __future__ import annotations
@@ -16,26 +16,17 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hoard import metadata as meta
 from hoard.backends.base import Backend
 from hoard.catalog import Catalog, StoredObject
-from hoard.errors import HoardError, NotFound, NotWarm, UsageError
-from hoard.fetch import Corrupted, fetch
+from hoard.download import download_all
+from hoard.errors import HoardError, NotFound, UsageError
 from hoard.hashing import hash_file, split_hash
 from hoard.report import Reporter
-from hoard.safepath import (
-    Folders,
-    UnsafePath,
-    check_relative,
-    existing,
-    fold,
-    make_folder,
-    place,
-)
+from hoard.safepath import UnsafePath, check_relative, existing, fold, make_folder
 
 Clock = Callable[[], int]
 log = logging.getLogger("hoard.restore")
@@ -44,8 +35,6 @@ THAW_SPEEDS = ("expedited", "standard", "bulk")
 TYPICAL_WAIT = {"expedited": "1-5 minutes", "standard": "3-12 hours", "bulk": "5-48 hours"}
 RANGE_BYTES = 16 << 20
 RANGE_WORKERS = 4
-BATCH_FILES = 256  # placed files recorded together, after one fsync per folder
-BATCH_NS = 500_000_000  # … or once the oldest of them has waited this long
 
 
 @dataclass(frozen=True)
@@ -358,29 +347,6 @@ def _decide(
 # --- execution ------------------------------------------------------------------------------
 
 
-def _download(backend: Backend, step: Step, folders: Folders) -> tuple[int, int]:
-    """Fetch, verify and place one object; returns (inode, bytes).
-
-    An object of several ranges is fetched RANGE_WORKERS ranges at a time, each written in
-    place and hashed in file order as it arrives (``fetch``); the hash is compared before the
-    temporary file may be renamed.
-    """
-    item = step.item
-    assert item is not None
-
-    def write(fd: int) -> None:
-        algorithm = split_hash(item.hash)[0] if item.hash else None
-        got = fetch(backend, item.key, fd, item.size, algorithm, RANGE_BYTES, RANGE_WORKERS)
-        if item.hash and got != item.hash:
-            raise Corrupted(
-                f"{item.key}: content hash {(got or '')[:23]}… does not match the recorded "
-                f"{item.hash[:23]}…; not placed"
-            )
-
-    inode = place(folders, step.root, step.rel, write, item.mtime_ns)
-    return inode, item.size
-
-
 def run_restore(
     steps: list[Step],
     s: RestoreSettings,
@@ -451,15 +417,15 @@ def run_restore(
             )
             result.thaw_requested += 1
             pending.append(step)
-        _download_all(
+        download_all(
             [st for st in steps if st.kind == "download"],
-            s,
+            s.workers,
             catalog,
             backends,
-            reporter,
             clock,
             result,
             job,
+            (RANGE_BYTES, RANGE_WORKERS),
         )
         delay = s.poll_s
         while s.wait and pending:
@@ -475,7 +441,16 @@ def run_restore(
                     )
                 else:
                     still.append(step)
-            _download_all(ready, s, catalog, backends, reporter, clock, result, job)
+            download_all(
+                ready,
+                s.workers,
+                catalog,
+                backends,
+                clock,
+                result,
+                job,
+                (RANGE_BYTES, RANGE_WORKERS),
+            )
             result.steps.extend(ready)
             pending = still
         result.pending = len(pending)
@@ -487,99 +462,6 @@ def run_restore(
     result.elapsed_s = (clock() - started) / 1e9
     catalog.finish_job(job, clock(), result.outcome, _counts(result))
     return result
-
-
-def _download_all(
-    steps: list[Step],
-    s: RestoreSettings,
-    catalog: Catalog,
-    backends: Callable[[str], Backend],
-    reporter: Reporter,
-    clock: Clock,
-    result: RestoreResult,
-    job: int,
-) -> None:
-    """Download in parallel; record placed files in batches, each after one fsync of every
-    folder its files were renamed into (``Folders.sync``): the catalog never records a file
-    whose name might not survive a crash."""
-    if not steps:
-        return
-    folders = Folders()
-    placed: list[tuple[Step, int, int]] = []
-    started = oldest = clock()
-
-    def record_placed() -> None:
-        folders.sync()
-        for step, inode, size in placed:
-            item = step.item
-            assert item is not None
-            mtime_ns = item.mtime_ns
-            catalog.record_restore(
-                job,
-                step.target,
-                item.store,
-                item.key,
-                size,
-                mtime_ns if mtime_ns is not None else os.stat(step.target).st_mtime_ns,
-                inode,
-                item.hash,
-                step.reason,
-                started,
-                clock(),
-            )
-            result.restored += 1
-            result.bytes += size
-        placed.clear()
-
-    pool = ThreadPoolExecutor(max_workers=max(1, s.workers), thread_name_prefix="hoard-restore")
-    try:
-        futures: list[tuple[Step, Future[tuple[int, int]]]] = [
-            (st, pool.submit(_download, backends(st.item.store), st, folders))
-            for st in steps
-            if st.item is not None
-        ]
-        for step, fut in futures:
-            item = step.item
-            assert item is not None
-            if placed and (
-                len(placed) >= BATCH_FILES or (not fut.done() and clock() - oldest >= BATCH_NS)
-            ):
-                record_placed()
-            try:
-                inode, size = fut.result()
-            except Exception as exc:
-                if isinstance(exc, HoardError):
-                    error = str(exc)
-                elif isinstance(exc, OSError):
-                    error = f"{exc.strerror or exc}"
-                else:  # a bug: fail this file, keep going, and say so loudly
-                    log.exception("internal error restoring %s", step.target)
-                    error = f"internal error: {exc!r}"
-                if isinstance(exc, NotWarm):
-                    error = f"{item.key} is not thawed yet: {exc}"
-                result.failed += 1
-                result.errors.append(f"{step.target}: {error}")
-                catalog.record_failure(
-                    job,
-                    step.target,
-                    item.store,
-                    item.key,
-                    "download",
-                    step.reason,
-                    error,
-                    started,
-                    clock(),
-                )
-                continue
-            if not placed:
-                oldest = clock()
-            placed.append((step, inode, size))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        try:
-            record_placed()  # what was placed before an interruption is kept and recorded
-        finally:
-            folders.close()
 
 
 def _counts(r: RestoreResult) -> dict[str, int]:
