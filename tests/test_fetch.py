@@ -1,9 +1,11 @@
-"""The in-order hash of a file written out of order, as parallel ranges write it."""
+"""Below the restore command: the in-order hash of a file written out of order (as parallel
+ranges write it), and placing files through folders opened once."""
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from hoard.fetch import InOrderHash
@@ -25,3 +27,28 @@ def test_a_file_written_in_any_order_hashes_like_its_bytes(tmp_path: Path) -> No
             assert h.hexdigest() == hash_bytes(data)
         finally:
             os.close(fd)
+
+
+def writing(data: bytes) -> Callable[[int], None]:
+    def write(fd: int) -> None:
+        os.write(fd, data)
+
+    return write
+
+
+def test_a_symlink_planted_after_a_folder_was_opened_redirects_nothing(tmp_path: Path) -> None:
+    from hoard.safepath import Folders, place
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folders = Folders()
+    try:
+        place(folders, str(out), "album/a.jpg", writing(b"a"), 10**18)
+        (out / "album").rename(out / "moved")
+        (out / "album").symlink_to(elsewhere)
+        place(folders, str(out), "album/b.jpg", writing(b"b"), None)
+    finally:
+        folders.close()
+    assert list(elsewhere.iterdir()) == []
+    assert sorted(p.name for p in (out / "moved").iterdir()) == ["a.jpg", "b.jpg"]
+    assert (out / "moved" / "a.jpg").stat().st_mtime_ns == 10**18

@@ -160,11 +160,14 @@ class Folders:
         with self._lock:
             todo = list(self._changed)
             self._changed.clear()
+            fds = []
             for key in todo:
-                self._open[key][1] += 1  # a changed folder is never closed before its fsync
+                entry = self._open[key]  # a changed folder is never closed before its fsync
+                entry[1] += 1
+                fds.append(entry[0])
         try:
-            for key in todo:
-                os.fsync(self._open[key][0])
+            for fd in fds:
+                os.fsync(fd)
         finally:
             with self._lock:
                 for key in todo:
