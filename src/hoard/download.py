@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from hoard.backends.base import Backend
@@ -109,10 +109,10 @@ def download_all(
         for step, fut in futures:
             item = step.item
             assert item is not None
-            if placed and (
-                len(placed) >= BATCH_FILES or (not fut.done() and clock() - oldest >= BATCH_NS)
-            ):
-                record_placed()
+            if placed and len(placed) < BATCH_FILES and not fut.done():
+                wait([fut], timeout=max(0.0, (oldest + BATCH_NS - clock()) / 1e9))
+            if placed and (len(placed) >= BATCH_FILES or not fut.done()):
+                record_placed()  # a placed file waits about BATCH_NS at most to be recorded
             try:
                 inode, size = fut.result()
             except Exception as exc:
