@@ -681,13 +681,13 @@ AREAS = [
     ("progress and console (hoard/console.py)", "(hoard/console.py)"),
     ("restore: select (listing, catalog look-ups)", "select_prefix (hoard/restore.py)"),
     ("restore: plan (plan_restore)", "plan_restore (hoard/restore.py)"),
-    ("restore: coordinator (_download_all, main thread)", "_download_all (hoard/restore.py)"),
-    ("… of which recording results (catalog.record_restore)", "record_restore ("),
+    ("restore: coordinator (download_all, main thread)", "download_all (hoard/download.py)"),
+    ("… of which recording results (catalog.record_restores)", "record_restores ("),
     (
-        "restore: one object, fetch + hash + place (restore._download)",
-        "_download (hoard/restore.py)",
+        "restore: one object, fetch + hash + place (download.download_one)",
+        "download_one (hoard/download.py)",
     ),
-    ("restore: fetching bytes (restore._fetch_range, also in range threads)", "_fetch_range ("),
+    ("restore: fetching bytes (fetch.fetch_range, also in range threads)", "fetch_range ("),
     ("… of which reading response bodies (urllib3/response.py)", "(urllib3/response.py)"),
 ]
 

@@ -34,11 +34,11 @@ where they came from (--in-place).
   hoard restore --status                                     # pending, ready, expired thaws
 
 Each file is downloaded to a temporary name beside its target, verified against the hash
-recorded when it was archived, flushed, given its original mtime and renamed into place; a
-rerun skips what was already restored and verified. Keys or recorded paths that would escape
-the target, and symlinks in the target tree, are refused. Exit status: 0 when everything
-selected is in place, 1 when something failed, 7 when objects are still frozen (thawing, or
-needing --thaw).
+recorded when it was archived, given its original mtime, flushed to disk and renamed into
+place; a rerun skips what was already restored and verified. Keys or recorded paths that
+would escape the target, and symlinks in the target tree, are refused. Exit status: 0 when
+everything selected is in place, 1 when something failed, 7 when objects are still frozen
+(thawing, or needing --thaw).
 """
 
 

@@ -4,8 +4,8 @@ Objects are selected by remote prefix, by original local path, by job, or by a m
 way back to each file's place comes from the catalog, or from the metadata hoard wrote on the
 object when the catalog has no entry. Every planned step has a reason; `--dry-run` prints the
 plan, a real run executes it. Archive-tier objects are thawed first and tracked in the catalog
-across runs; downloads are verified against the recorded hash before they are renamed into
-place (``safepath``).
+across runs; downloads (``download``) are verified against the recorded hash before they are
+renamed into place (``safepath``).
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from hoard import metadata as meta
 from hoard.backends.base import Backend
 from hoard.catalog import Catalog, StoredObject
-from hoard.errors import HoardError, NotFound, NotWarm, UsageError
-from hoard.hashing import hash_fd, hash_file, split_hash
+from hoard.download import download_all
+from hoard.errors import HoardError, NotFound, UsageError
+from hoard.hashing import hash_file, split_hash
 from hoard.report import Reporter
-from hoard.safepath import UnsafePath, check_relative, existing, fold, make_folder, place
+from hoard.safepath import UnsafePath, check_relative, existing, fold, make_folder
 
 Clock = Callable[[], int]
 log = logging.getLogger("hoard.restore")
@@ -35,11 +35,6 @@ THAW_SPEEDS = ("expedited", "standard", "bulk")
 TYPICAL_WAIT = {"expedited": "1-5 minutes", "standard": "3-12 hours", "bulk": "5-48 hours"}
 RANGE_BYTES = 16 << 20
 RANGE_WORKERS = 4
-
-
-class Corrupted(HoardError):
-    """A downloaded object does not match the hash recorded when it was archived. It was not
-    placed; the copy on the remote may be damaged."""
 
 
 @dataclass(frozen=True)
@@ -352,51 +347,6 @@ def _decide(
 # --- execution ------------------------------------------------------------------------------
 
 
-def _fetch_range(backend: Backend, key: str, fd: int, offset: int, length: int) -> int:
-    """Write bytes [offset, offset + length) of the object at the same place in ``fd``."""
-    stream = backend.open(key, offset, length)
-    got = 0
-    try:
-        while chunk := stream.read(1 << 20):
-            os.pwrite(fd, chunk, offset + got)
-            got += len(chunk)
-    finally:
-        stream.close()
-    if got != length:
-        raise Corrupted(f"{key}: bytes {offset}-{offset + length - 1}: received {got}")
-    return got
-
-
-def _download(backend: Backend, step: Step) -> tuple[int, int]:
-    """Fetch, verify and place one object; returns (inode, bytes).
-
-    An object of several ranges is fetched RANGE_WORKERS ranges at a time, each written in
-    place; the temporary file is then hashed (from the page cache) before it may be renamed.
-    """
-    item = step.item
-    assert item is not None
-    algorithm = split_hash(item.hash)[0] if item.hash else "sha256"
-
-    def write(out: BinaryIO) -> None:
-        fd = out.fileno()
-        ranges = [
-            (off, min(RANGE_BYTES, item.size - off)) for off in range(0, item.size, RANGE_BYTES)
-        ]
-        if len(ranges) > 1:
-            with ThreadPoolExecutor(RANGE_WORKERS, thread_name_prefix="hoard-range") as pool:
-                list(pool.map(lambda r: _fetch_range(backend, item.key, fd, *r), ranges))
-        elif ranges:
-            _fetch_range(backend, item.key, fd, *ranges[0])
-        if item.hash and (got := hash_fd(fd, algorithm, item.size)) != item.hash:
-            raise Corrupted(
-                f"{item.key}: content hash {got[:23]}… does not match the recorded "
-                f"{item.hash[:23]}…; not placed"
-            )
-
-    inode = place(step.root, step.rel, write, item.mtime_ns)
-    return inode, item.size
-
-
 def run_restore(
     steps: list[Step],
     s: RestoreSettings,
@@ -467,15 +417,15 @@ def run_restore(
             )
             result.thaw_requested += 1
             pending.append(step)
-        _download_all(
+        download_all(
             [st for st in steps if st.kind == "download"],
-            s,
+            s.workers,
             catalog,
             backends,
-            reporter,
             clock,
             result,
             job,
+            (RANGE_BYTES, RANGE_WORKERS),
         )
         delay = s.poll_s
         while s.wait and pending:
@@ -491,7 +441,16 @@ def run_restore(
                     )
                 else:
                     still.append(step)
-            _download_all(ready, s, catalog, backends, reporter, clock, result, job)
+            download_all(
+                ready,
+                s.workers,
+                catalog,
+                backends,
+                clock,
+                result,
+                job,
+                (RANGE_BYTES, RANGE_WORKERS),
+            )
             result.steps.extend(ready)
             pending = still
         result.pending = len(pending)
@@ -503,73 +462,6 @@ def run_restore(
     result.elapsed_s = (clock() - started) / 1e9
     catalog.finish_job(job, clock(), result.outcome, _counts(result))
     return result
-
-
-def _download_all(
-    steps: list[Step],
-    s: RestoreSettings,
-    catalog: Catalog,
-    backends: Callable[[str], Backend],
-    reporter: Reporter,
-    clock: Clock,
-    result: RestoreResult,
-    job: int,
-) -> None:
-    if not steps:
-        return
-    with ThreadPoolExecutor(
-        max_workers=max(1, s.workers), thread_name_prefix="hoard-restore"
-    ) as pool:
-        started = clock()
-        futures: list[tuple[Step, Future[tuple[int, int]]]] = [
-            (st, pool.submit(_download, backends(st.item.store), st))
-            for st in steps
-            if st.item is not None
-        ]
-        for step, fut in futures:
-            item = step.item
-            assert item is not None
-            try:
-                inode, size = fut.result()
-            except Exception as exc:
-                if isinstance(exc, HoardError):
-                    error = str(exc)
-                elif isinstance(exc, OSError):
-                    error = f"{exc.strerror or exc}"
-                else:  # a bug: fail this file, keep going, and say so loudly
-                    log.exception("internal error restoring %s", step.target)
-                    error = f"internal error: {exc!r}"
-                if isinstance(exc, NotWarm):
-                    error = f"{item.key} is not thawed yet: {exc}"
-                result.failed += 1
-                result.errors.append(f"{step.target}: {error}")
-                catalog.record_failure(
-                    job,
-                    step.target,
-                    item.store,
-                    item.key,
-                    "download",
-                    step.reason,
-                    error,
-                    started,
-                    clock(),
-                )
-                continue
-            catalog.record_restore(
-                job,
-                step.target,
-                item.store,
-                item.key,
-                size,
-                item.mtime_ns if item.mtime_ns is not None else os.stat(step.target).st_mtime_ns,
-                inode,
-                item.hash,
-                step.reason,
-                started,
-                clock(),
-            )
-            result.restored += 1
-            result.bytes += size
 
 
 def _counts(r: RestoreResult) -> dict[str, int]:

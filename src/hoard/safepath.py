@@ -4,8 +4,9 @@ Every relative path is checked (no `..`, `.` or empty segment, not absolute, no 
 no drive letter, no control character). Folders are then walked and created through directory
 file descriptors opened with O_NOFOLLOW, so a symlink planted anywhere below the target — even
 one created while the restore runs — makes that file fail instead of redirecting the write.
-A file is written to a temporary name beside its final one, flushed, given its mtime, and
-renamed into place: an interrupted restore never leaves a partial file under a final name.
+A file is written to a temporary name beside its final one, given its mtime, fsynced and
+renamed into place: an interrupted restore, even by a power loss, never leaves a partial file
+under a final name.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import os
 import re
 import stat
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import BinaryIO
 
 from hoard.errors import HoardError
 
@@ -52,20 +54,10 @@ def fold(path: str) -> str:
 
 @contextmanager
 def _dir_fd(root: str, parts: list[str], create: bool) -> Iterator[int]:
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for name in parts:
-            if create:
-                with suppress(FileExistsError):
-                    os.mkdir(name, 0o777, dir_fd=fd)
-            try:
-                nfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            except FileNotFoundError:
-                raise
-            except OSError as exc:
-                raise UnsafePath(
-                    f"{name!r} under {root} is a symlink or not a folder ({exc.strerror})"
-                ) from None
+            nfd = _open_child(root, fd, name, create)[0]
             os.close(fd)
             fd = nfd
         yield fd
@@ -90,14 +82,157 @@ def make_folder(root: str, rel: str) -> None:
         pass
 
 
-def place(root: str, rel: str, write: Callable[[BinaryIO], None], mtime_ns: int | None) -> int:
-    """Create root/rel through ``write(stream)``; returns the new file's inode.
+class Folders:
+    """The folders files are being placed in, walked once and kept open.
 
-    Raises UnsafePath when a symlink sits in the way, including at the final name.
+    Each folder below a root is reached the safe way (``_dir_fd``'s O_NOFOLLOW walk, one level
+    at a time from its already-open parent) and its descriptor is kept for the next files placed
+    in it, so a symlink planted later cannot redirect anything: hoard writes through the folder
+    it opened, not through a path. At most ``limit`` idle folders stay open.
+
+    Durability in bulk: a folder that got a new entry (a file renamed into it, a subfolder
+    created) is marked changed, and ``sync()`` fsyncs each changed folder once. A caller records
+    a placed file as done only after a ``sync()`` that began after the file was placed.
+    """
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._open: OrderedDict[tuple[str, tuple[str, ...]], list[int]] = OrderedDict()  # fd, users
+        self._changed: set[tuple[str, tuple[str, ...]]] = set()
+
+    @contextmanager
+    def folder(self, root: str, parts: list[str]) -> Iterator[int]:
+        """The descriptor of root/parts (created as needed), held for the block."""
+        key = (root, tuple(parts))
+        fd = self._acquire(key)
+        try:
+            yield fd
+        finally:
+            with self._lock:
+                self._open[key][1] -= 1
+                self._trim()
+
+    def changed(self, root: str, parts: list[str]) -> None:
+        with self._lock:
+            self._changed.add((root, tuple(parts)))
+
+    def _acquire(self, key: tuple[str, tuple[str, ...]]) -> int:
+        with self._lock:
+            entry = self._open.get(key)
+            if entry is not None:
+                entry[1] += 1
+                self._open.move_to_end(key)
+                return entry[0]
+        root, parts = key
+        if parts:
+            with self.folder(root, list(parts[:-1])) as parent:
+                fd, created = _open_child(root, parent, parts[-1], create=True)
+                if created:
+                    self.changed(root, list(parts[:-1]))
+        else:
+            fd = _open_root(root)
+        with self._lock:
+            entry = self._open.get(key)
+            if entry is not None:  # another thread opened it meanwhile
+                os.close(fd)
+                entry[1] += 1
+                return entry[0]
+            self._open[key] = [fd, 1]
+            return fd
+
+    def _trim(self) -> None:
+        """Close idle folders beyond the limit, oldest first; a changed one is fsynced first."""
+        if len(self._open) <= self.limit:
+            return
+        for key, (fd, users) in list(self._open.items()):
+            if len(self._open) <= self.limit:
+                return
+            if users == 0:
+                if key in self._changed:
+                    os.fsync(fd)
+                    self._changed.discard(key)
+                del self._open[key]
+                os.close(fd)
+
+    def sync(self) -> None:
+        """fsync every folder changed since the last sync, once."""
+        with self._lock:
+            todo = list(self._changed)
+            self._changed.clear()
+            fds = []
+            for key in todo:
+                entry = self._open[key]  # a changed folder is never closed before its fsync
+                entry[1] += 1
+                fds.append(entry[0])
+        try:
+            for fd in fds:
+                os.fsync(fd)
+        finally:
+            with self._lock:
+                for key in todo:
+                    self._open[key][1] -= 1
+                self._trim()
+
+    def close(self) -> None:
+        self.sync()
+        with self._lock:
+            for fd, _ in self._open.values():
+                os.close(fd)
+            self._open.clear()
+
+
+def _open_root(root: str) -> int:
+    made = []
+    at = root
+    while not os.path.isdir(at) and os.path.dirname(at) != at:
+        made.append(at)
+        at = os.path.dirname(at)
+    os.makedirs(root, exist_ok=True)
+    for folder in reversed(made):  # make the new folders' names durable
+        parent = os.open(os.path.dirname(folder), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(parent)
+        finally:
+            os.close(parent)
+    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _open_child(root: str, parent: int, name: str, create: bool) -> tuple[int, bool]:
+    """(descriptor of folder ``name`` in ``parent``, whether this call created it), never
+    through a symlink."""
+    created = False
+    if create:
+        try:
+            os.mkdir(name, 0o777, dir_fd=parent)
+            created = True
+        except FileExistsError:
+            pass
+    try:
+        fd = os.open(
+            name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent
+        )
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise UnsafePath(
+            f"{name!r} under {root} is a symlink or not a folder ({exc.strerror})"
+        ) from None
+    return fd, created
+
+
+def place(
+    folders: Folders, root: str, rel: str, write: Callable[[int], None], mtime_ns: int | None
+) -> int:
+    """Create root/rel through ``write(fd)``; returns the new file's inode.
+
+    The file is written to a temporary name beside the final one, given its mtime, fsynced and
+    only then renamed into place, so a file under its final name is always complete, even after
+    a power loss; the rename itself is durable after the next ``folders.sync()``. Raises
+    UnsafePath when a symlink sits in the way, including at the final name.
     """
     parts = check_relative(rel)
-    os.makedirs(root, exist_ok=True)
-    with _dir_fd(root, parts[:-1], create=True) as fd:
+    with folders.folder(root, parts[:-1]) as fd:
         name = parts[-1]
         try:
             if stat.S_ISLNK(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
@@ -105,18 +240,25 @@ def place(root: str, rel: str, write: Callable[[BinaryIO], None], mtime_ns: int 
         except FileNotFoundError:
             pass
         tmp = f".{name}{TEMP_SUFFIX}"[-255:]
-        tfd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+        tfd = os.open(
+            tmp,
+            os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o644,
+            dir_fd=fd,
+        )
         try:
-            with os.fdopen(tfd, "wb") as out:
-                write(out)
-                out.flush()
-                os.fsync(out.fileno())
-            if mtime_ns is not None:
-                os.utime(tmp, ns=(mtime_ns, mtime_ns), dir_fd=fd, follow_symlinks=False)
+            try:
+                write(tfd)
+                if mtime_ns is not None:
+                    os.utime(tfd, ns=(mtime_ns, mtime_ns))
+                os.fsync(tfd)
+                inode = os.fstat(tfd).st_ino
+            finally:
+                os.close(tfd)
             os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
-            os.fsync(fd)
         except BaseException:
             with suppress(OSError):
                 os.unlink(tmp, dir_fd=fd)
             raise
-        return os.stat(name, dir_fd=fd, follow_symlinks=False).st_ino
+        folders.changed(root, parts[:-1])
+        return inode

@@ -22,6 +22,9 @@ from hoard.catalog.migrations import MIGRATIONS
 from hoard.errors import CatalogError
 from hoard.model import LocalFile
 
+RestoreRow = tuple[str, str, str, int, int, int, str | None, str, int, int]
+"""target, remote, key, size, mtime_ns, inode, hash, reason, started_ns, ended_ns"""
+
 
 @dataclass(frozen=True)
 class FileRecord:
@@ -606,15 +609,26 @@ class Catalog:
         started_ns: int,
         ended_ns: int,
     ) -> None:
+        self.record_restores(
+            job_id,
+            [(target, remote, key, size, mtime_ns, inode, hash_, reason, started_ns, ended_ns)],
+        )
+
+    def record_restores(self, job_id: int, rows: list[RestoreRow]) -> None:
+        """Several restored files in one transaction; a row holds record_restore's arguments
+        after ``job_id``, in order."""
         with self._tx() as db:
-            db.execute(
+            db.executemany(
                 "INSERT OR REPLACE INTO restores VALUES (?,?,?,?,?,?,?,?)",
-                (target, remote, key, size, mtime_ns, inode, hash_, ended_ns),
+                [(t, r, k, size, m, i, h, end) for t, r, k, size, m, i, h, _, _, end in rows],
             )
-            db.execute(
+            db.executemany(
                 "INSERT INTO transfers (job_id, path, remote, key, action, reason, bytes, hash, "
                 "outcome, started_ns, ended_ns) VALUES (?,?,?,?,'download',?,?,?,'ok',?,?)",
-                (job_id, target, remote, key, reason, size, hash_, started_ns, ended_ns),
+                [
+                    (job_id, t, r, k, why, size, h, start, end)
+                    for t, r, k, size, _, _, h, why, start, end in rows
+                ],
             )
 
     def record_failure(
