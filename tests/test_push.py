@@ -115,8 +115,12 @@ def test_changed_files_are_uploaded_with_reasons(tree: Path, remote: Backend,
     r = push(tree, remote, catalog)
     reasons = {a.file.rel_path: a.reason for a in r.plan.actions}
     assert reasons == {"a.txt": "changed: content", "new.txt": "new",
-                       "sub/b.txt": "changed: size 6 → 13", "sub/deep/c.bin": "unchanged"}
-    assert r.counts()["uploaded"] == 3
+                       "sub/b.txt": "changed: size 6 → 13"}  # a real run keeps no vouched skip
+    assert (r.counts()["uploaded"], r.counts()["skipped"]) == (3, 1)
+    dry = push(tree, remote, catalog, dry_run=True)  # a dry run keeps every decision
+    assert {a.file.rel_path: a.reason for a in dry.plan.actions} == {
+        "a.txt": "unchanged", "new.txt": "unchanged", "sub/b.txt": "unchanged",
+        "sub/deep/c.bin": "unchanged"}
     stream = remote.open("a.txt")
     assert stream.read() == b"ALPHA"
     stream.close()
@@ -133,7 +137,7 @@ def test_new_machine_adopts_objects_from_remote_metadata(tree: Path, remote: Bac
     rec = fresh.object_record(remote.url, "a.txt")
     assert rec is not None and rec.hash == hash_file(str(tree / "a.txt"))
     # Adopted: the next run decides from the catalog alone.
-    r2 = push(tree, remote, fresh)
+    r2 = push(tree, remote, fresh, dry_run=True)
     assert {a.reason for a in r2.plan.actions} == {"unchanged"}
 
 
@@ -189,7 +193,10 @@ def test_dry_run_moves_nothing_records_nothing_and_matches_the_real_run(
     assert "z.txt" not in _keys(remote)
     planned = [(a.kind.value, a.key, a.reason) for a in dry.plan.actions]
     real = push(tree, remote, catalog)
-    assert [(a.kind.value, a.key, a.reason) for a in real.plan.actions] == planned
+    # The real run keeps what it acts on; it counts the skips the catalog vouches for.
+    assert [(a.kind.value, a.key, a.reason) for a in real.plan.actions] == [
+        p for p in planned if p[0] != "skip"]
+    assert real.plan.totals() == dry.plan.totals()
     job = catalog.job(real.job_id or 0)
     assert job is not None
     done = [(t["action"], t["key"], t["reason"]) for t in job["transfers"]]

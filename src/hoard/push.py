@@ -25,7 +25,7 @@ from hoard.keys import Context, Template, join_key
 from hoard.model import Action, ActionKind, LocalFile, Problem, RemoteObject
 from hoard.plan import Known, Plan, decide
 from hoard.report import Reporter
-from hoard.scan import Filters, ScanStats, Source, scan
+from hoard.scan import Entry, Filters, ScanStats, Source, to_local_file, walk
 from hoard.transfer import TransferStats, execute
 
 Clock = Callable[[], int]
@@ -129,33 +129,90 @@ def _hash_or_problem(f: LocalFile, algorithm: str) -> str | Problem:
         return Problem(f.path, f"cannot read: {exc.strerror or exc}", fails=True)
 
 
-def _with_hashes(
-    files: Iterator[LocalFile], catalog: Catalog, algorithm: str, pool: ThreadPoolExecutor
-) -> Iterator[tuple[LocalFile, str | Problem, bool]]:
-    """Each file with its content hash: from the catalog when size, mtime_ns and inode match,
-    else read (in parallel, a batch at a time). The bool says the file was read."""
-    while batch := list(islice(files, HASH_BATCH)):
-        known: list[str | None] = []
-        records = catalog.file_records([f.path for f in batch])
-        for f in batch:
-            rec = records.get(f.path)
-            ok = (
-                rec is not None
-                and rec.hash
-                and rec.matches(f)
-                and split_hash(rec.hash)[0] == algorithm
-            )
-            known.append(rec.hash if ok and rec is not None else None)
-        todo = [f for f, h in zip(batch, known, strict=True) if h is None]
-        fresh = dict(
-            zip(
-                (f.path for f in todo),
-                pool.map(lambda f: _hash_or_problem(f, algorithm), todo),
-                strict=True,
-            )
-        )
-        for f, h in zip(batch, known, strict=True):
-            yield (f, h, False) if h is not None else (f, fresh[f.path], True)
+#: A scanned file on its way through planning: the walk's entry, its LocalFile (made only
+#: when something needs it), key, content hash, and whether the hash was read this run.
+_Examined = tuple[Entry, LocalFile | None, str, str, bool]
+
+
+def _examine_batches(
+    s: PushSettings,
+    catalog: Catalog,
+    reporter: Reporter,
+    now: datetime,
+    stats: ScanStats,
+    plan: Plan,
+    stop: threading.Event | None = None,
+) -> Iterator[list[_Examined]]:
+    """Scan the sources and, a batch at a time, take each file's content hash from the
+    catalog when size, mtime_ns and inode match (else read it, in parallel) and render its
+    key. A file that cannot be read or keyed becomes a FAIL action in ``plan`` and a reported
+    problem. When ``stop`` is set, raise Interrupted before the next file.
+
+    A file the catalog vouches for costs no LocalFile when the template is `{rel_path}`."""
+    template = Template.compile(s.template)
+    rel_only = template.only_rel_path
+    prefix = s.prefix.strip("/") + "/" if s.prefix.strip("/") else ""
+    algorithm, algorithm_tag = s.hash_algorithm, s.hash_algorithm + ":"
+    sources = [Source.parse(src, s.source_base(i)) for i, src in enumerate(s.sources)]
+    filters = Filters.build(s.include, s.exclude, s.skip_names, s.skip_paths)
+
+    def on_problem(p: Problem) -> None:
+        plan.problems.append(p)
+        reporter.problem(p)
+
+    entries = walk(sources, filters, on_problem, s.follow_symlinks, stats)
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(s.workers, 8)), thread_name_prefix="hoard-hash"
+    ) as pool:
+        while batch := list(islice(entries, HASH_BATCH)):
+            records = catalog.file_hashes([e[0] for e in batch])
+            known: list[str | None] = []
+            todo: list[LocalFile] = []
+            for e in batch:
+                rec = records.get(e[0])
+                info = e[2]
+                if (
+                    rec is not None
+                    and rec[3]
+                    and rec[0] == info.st_size
+                    and rec[1] == info.st_mtime_ns
+                    and rec[2] == info.st_ino
+                    and (rec[3].startswith(algorithm_tag) or rec[3] == algorithm)
+                ):
+                    known.append(rec[3])
+                else:
+                    known.append(None)
+                    todo.append(to_local_file(e))
+            fresh = iter(pool.map(lambda f: _hash_or_problem(f, algorithm), todo))
+            files = iter(todo)
+            out: list[_Examined] = []
+            for e, h in zip(batch, known, strict=True):
+                f: LocalFile | None = None
+                hashed = h is None
+                if h is None:
+                    f = next(files)
+                    got = next(fresh)
+                if stop is not None and stop.is_set():
+                    raise Interrupted(f"stopped while planning, before {e[0]}")
+                if h is None:
+                    assert f is not None
+                    if isinstance(got, Problem):
+                        plan.fail(f, "", got.message)
+                        on_problem(got)
+                        continue
+                    h = got
+                try:
+                    if rel_only:
+                        key = prefix + template.render_rel(e[1], e[0])
+                    else:
+                        f = f or to_local_file(e)
+                        key = prefix + template.render(f, Context(now, split_hash(h)[1]))
+                except (InvalidKey, TemplateError) as exc:
+                    plan.fail(f or to_local_file(e), "", str(exc))
+                    on_problem(Problem(e[0], str(exc)))
+                    continue
+                out.append((e, f, key, h, hashed))
+            yield out
 
 
 @dataclass(frozen=True)
@@ -177,35 +234,10 @@ def examine(
     plan: Plan,
     stop: threading.Event | None = None,
 ) -> Iterator[Examined]:
-    """Scan the sources, hash what the catalog cannot vouch for, render keys. A file that
-    cannot be read or keyed becomes a FAIL action in ``plan`` and a reported problem. When
-    ``stop`` is set, raise Interrupted before the next file."""
-    template = Template.compile(s.template)
-    sources = [Source.parse(src, s.source_base(i)) for i, src in enumerate(s.sources)]
-    filters = Filters.build(s.include, s.exclude, s.skip_names, s.skip_paths)
-
-    def on_problem(p: Problem) -> None:
-        plan.problems.append(p)
-        reporter.problem(p)
-
-    files = scan(sources, filters, on_problem, s.follow_symlinks, stats)
-    with ThreadPoolExecutor(
-        max_workers=max(1, min(s.workers, 8)), thread_name_prefix="hoard-hash"
-    ) as pool:
-        for f, h, hashed in _with_hashes(files, catalog, s.hash_algorithm, pool):
-            if stop is not None and stop.is_set():
-                raise Interrupted(f"stopped while planning, before {f.path}")
-            if isinstance(h, Problem):
-                plan.fail(f, "", h.message)
-                on_problem(h)
-                continue
-            try:
-                key = join_key(s.prefix, template.render(f, Context(now, split_hash(h)[1])))
-            except (InvalidKey, TemplateError) as exc:
-                plan.fail(f, "", str(exc))
-                on_problem(Problem(f.path, str(exc)))
-                continue
-            yield Examined(f, key, h, hashed)
+    """Every scanned file with its hash and key (see ``_examine_batches``)."""
+    for batch in _examine_batches(s, catalog, reporter, now, stats, plan, stop):
+        for e, f, key, h, hashed in batch:
+            yield Examined(f or to_local_file(e), key, h, hashed)
 
 
 def build_plan(
@@ -217,26 +249,33 @@ def build_plan(
     stats: ScanStats,
     stop: threading.Event | None = None,
 ) -> Plan:
-    """Scan, hash where needed, render keys and decide. Moves nothing, writes nothing."""
-    plan = Plan()
+    """Scan, hash where needed, render keys and decide. Moves nothing, writes nothing.
+
+    A real run's plan keeps only what it acts on (see ``Plan``); a dry run keeps every
+    decision, to print it."""
+    plan = Plan(keep_skips=s.dry_run)
     remote_index = _RemoteIndex(backend, s.prefix)
-    examined = examine(s, catalog, reporter, now, stats, plan, stop)
-    while batch := list(islice(examined, HASH_BATCH)):
-        records = catalog.object_records(backend.url, [e.key for e in batch])
-        for e in batch:
-            rec = records.get(e.key)
-            known = Known(rec.size, rec.hash, "catalog") if rec else remote_index.known(e.key)
-            action = decide(e.file, e.key, e.hash, known, e.hashed)
-            plan.add(action)
-            reporter.examined(action)
+    count_only = not s.dry_run
+    for batch in _examine_batches(s, catalog, reporter, now, stats, plan, stop):
+        records = catalog.object_hashes(backend.url, [x[2] for x in batch])
+        for e, f, key, h, hashed in batch:
+            rec = records.get(key)
+            if count_only and rec is not None and rec[1] == h and not hashed:
+                plan.skip_unchanged(key, e[0])  # what decide() says, without an Action
+                continue
+            known = Known(rec[0], rec[1], "catalog") if rec else remote_index.known(key)
+            plan.add(decide(f or to_local_file(e), key, h, known, hashed))
+        reporter.examined(len(batch))
+    plan.close()
     return plan
 
 
 def refuse_conflicts(plan: Plan) -> None:
-    if plan.conflicts:
-        first = plan.conflicts[0]
+    conflicts = plan.conflicts
+    if conflicts:
+        first = conflicts[0]
         raise KeyConflict(
-            f"{len(plan.conflicts)} files share keys, e.g. {first.key!r}: "
+            f"{len(conflicts)} files share keys, e.g. {first.key!r}: "
             f"{first.reason.removeprefix('conflict: ')}"
         )
 

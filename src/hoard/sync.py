@@ -132,7 +132,7 @@ def build_sync_plan(
         if known is None and catalog.object_record(backend.url, key) is not None:
             action = replace(action, reason="new (missing on the remote)")
         plan.add(action)
-        reporter.examined(action)
+        reporter.examined(1)
     return plan, remote_total, str(failed.error) if failed.error else ""
 
 

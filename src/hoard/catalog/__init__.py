@@ -298,6 +298,35 @@ class Catalog:
         )
         return {r[0]: FileRecord(*r) for r in rows}
 
+    def file_hashes(self, paths: list[str]) -> dict[str, tuple[int, int, int, str | None]]:
+        """path → (size, mtime_ns, inode, hash) for many paths in one query, as plain tuples
+        (the no-change rerun's hot path; ``FileRecord.matches`` compares the first three)."""
+        if not paths:
+            return {}
+        with self._lock:
+            cur = self.db.cursor()
+            cur.row_factory = None
+            cur.execute(
+                "SELECT path, size, mtime_ns, inode, hash FROM files WHERE path IN "
+                f"({','.join('?' * len(paths))})",
+                paths,
+            )
+            return {r[0]: r[1:] for r in cur.fetchall()}
+
+    def object_hashes(self, remote: str, keys: list[str]) -> dict[str, tuple[int, str | None]]:
+        """key → (size, hash) of many objects of one remote in one query, as plain tuples."""
+        if not keys:
+            return {}
+        with self._lock:
+            cur = self.db.cursor()
+            cur.row_factory = None
+            cur.execute(
+                "SELECT key, size, hash FROM objects WHERE remote=? AND key IN "
+                f"({','.join('?' * len(keys))})",
+                (remote, *keys),
+            )
+            return {r[0]: r[1:] for r in cur.fetchall()}
+
     def object_records(self, remote: str, keys: list[str]) -> dict[str, ObjectRecord]:
         """``object_record`` for many keys of one remote in one query."""
         if not keys:
