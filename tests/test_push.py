@@ -286,3 +286,29 @@ def test_unreachable_store_stops_the_run_and_says_what_was_kept(tmp_path: Path,
     job = catalog.jobs()[0]
     assert (job["outcome"], job["uploaded"], job["failed"]) == ("aborted", 3, 17)
     assert len(catalog.job(job["id"])["transfers"]) == 3 + 17 - r.transfer.not_attempted
+
+
+def test_unchanged_files_in_two_sources_with_one_key_are_a_conflict(tmp_path: Path,
+                                                                    catalog: Catalog) -> None:
+    one = make_tree(tmp_path / "one", {"x.txt": "same", "a.txt": "a"})
+    two = make_tree(tmp_path / "two", {"x.txt": "same"})
+    mem = MemoryBackend("two-sources")
+    push(one, mem, catalog)
+    push(two, mem, catalog)  # /two/x.txt matches x.txt's hash: skipped, its hash remembered
+    with pytest.raises(KeyConflict) as err:  # both vouched for by the catalog, one key
+        run_push(PushSettings(sources=(str(one), str(two)), remote=mem.url), mem, catalog,
+                 NullReporter(), time.time_ns)
+    assert str(one / "x.txt") in str(err.value) and str(two / "x.txt") in str(err.value)
+
+
+def test_names_equal_in_nfc_are_a_conflict_even_when_the_catalog_vouches(
+        tmp_path: Path, catalog: Catalog) -> None:
+    src = make_tree(tmp_path / "src", {"d/\u00e9.txt": "same"})  # composed é
+    mem = MemoryBackend("nfc")
+    push(src, mem, catalog)
+    # Decomposed é: sorts first, renders to the same key; the composed one is vouched for.
+    (src / "d" / "e\u0301.txt").write_text("same")
+    with pytest.raises(KeyConflict) as err:
+        push(src, mem, catalog)
+    assert str(src / "d" / "e\u0301.txt") in str(err.value)
+    assert str(src / "d" / "\u00e9.txt") in str(err.value)

@@ -99,9 +99,14 @@ class Plan:
             self._actions.append(action)
         self._note(action.key, action.file.path, action.kind.value, position)
 
-    def skip_unchanged(self, key: str, path: str) -> None:
-        """Count a skip the catalog vouches for (not hashed, not adopted), kept by nobody."""
-        self._note(key, path, "skip", -1)
+    def skip_unchanged(self, key: str, path: str, unique: bool = False) -> None:
+        """Count a skip the catalog vouches for (not hashed, not adopted), kept by nobody.
+        ``unique``: the caller knows no other file of the run renders to ``key`` (see
+        ``push.build_plan``), so it is not even checked."""
+        if unique:
+            self._counts["skip"] += 1
+        else:
+            self._note(key, path, "skip", -1)
 
     def _note(self, key: str, path: str, kind: str, position: int) -> None:
         self._counts[kind] += 1

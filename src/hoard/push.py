@@ -256,12 +256,18 @@ def build_plan(
     plan = Plan(keep_skips=s.dry_run)
     remote_index = _RemoteIndex(backend, s.prefix)
     count_only = not s.dry_run
+    # One source keyed by `{rel_path}`: two of its paths render to one key only if they
+    # differ in names that NFC makes equal, i.e. only below a folder that holds two such
+    # names — and the walk counts that folder before it yields any file below it. Until it
+    # has counted one, a skip's key is unique by construction and needs no check.
+    one_rel_path_source = len(s.sources) == 1 and Template.compile(s.template).only_rel_path
     for batch in _examine_batches(s, catalog, reporter, now, stats, plan, stop):
         records = catalog.object_hashes(backend.url, [x[2] for x in batch])
+        unique = one_rel_path_source and stats.nfc_clashes == 0
         for e, f, key, h, hashed in batch:
             rec = records.get(key)
             if count_only and rec is not None and rec[1] == h and not hashed:
-                plan.skip_unchanged(key, e[0])  # what decide() says, without an Action
+                plan.skip_unchanged(key, e[0], unique)  # what decide() says, no Action
                 continue
             known = Known(rec[0], rec[1], "catalog") if rec else remote_index.known(key)
             plan.add(decide(f or to_local_file(e), key, h, known, hashed))

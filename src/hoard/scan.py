@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -131,6 +132,9 @@ class ScanStats:
     symlinks_skipped: int = 0
     special_skipped: int = 0
     problems: int = 0
+    #: Folders holding two names that are one name in NFC (as keys are normalised). Only
+    #: below such a folder can two paths of one source render to one `{rel_path}` key.
+    nfc_clashes: int = 0
 
 
 #: One selected file as the walk found it: its path, its path relative to the source's base
@@ -212,6 +216,11 @@ def _sorted_entries(path: str, follow: bool) -> list[tuple[str, os.DirEntry[str]
     return entries
 
 
+def _nfc_clash(entries: list[tuple[str, os.DirEntry[str]]]) -> bool:
+    names = {unicodedata.normalize("NFC", e.name) for _, e in entries}
+    return len(names) < len(entries)
+
+
 class _Walker:
     """One source's walk. Relative paths are built by joining names as it descends (no
     relpath per entry); filters that are empty cost nothing per entry."""
@@ -244,6 +253,8 @@ class _Walker:
             on_problem(Problem(path, f"cannot read folder: {exc.strerror or exc}", fails=True))
             return
         st.dirs += 1
+        if not "".join(e.name for _, e in entries).isascii() and _nfc_clash(entries):
+            st.nfc_clashes += 1
         skip_names, skips_path, keeps_file = self.skip_names, self.skips_path, self.keeps_file
         pattern = src.pattern
         s_isreg, s_isdir = stat_mod.S_ISREG, stat_mod.S_ISDIR
