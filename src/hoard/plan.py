@@ -74,8 +74,9 @@ class Plan:
         self._actions: list[Action | None] = []
         self._counts: Counter[str] = Counter()
         self._index: KeyIndex | None = None
-        #: (key, path, kind, position in _actions or -1) not yet in the index
-        self._pending: list[tuple[str, str, str, int]] = []
+        #: (key, path, kind) not yet in the index, and each one's place in _actions (or -1)
+        self._pending: list[tuple[str, str, str]] = []
+        self._pending_at: list[int] = []
         #: key → the paths that render to it, first first (only keys with a conflict)
         self._conflicts: dict[str, list[str]] = {}
         self._marked = True  # every kept action that conflicts is marked
@@ -110,7 +111,8 @@ class Plan:
 
     def _note(self, key: str, path: str, kind: str, position: int) -> None:
         self._counts[kind] += 1
-        self._pending.append((key, path, kind, position))
+        self._pending.append((key, path, kind))
+        self._pending_at.append(position)
         if len(self._pending) >= INDEX_BATCH:
             self._flush()
 
@@ -120,8 +122,9 @@ class Plan:
         if self._index is None:
             self._index = KeyIndex()
         pending, self._pending = self._pending, []
-        for c in self._index.add([(key, path, kind) for key, path, kind, _ in pending]):
-            position = pending[c.row][3]
+        at, self._pending_at = self._pending_at, []
+        for c in self._index.add(pending):
+            position = at[c.row]
             paths = self._conflicts.get(c.key)
             if c.path == c.first or (paths is not None and c.path in paths):
                 self._drop(c.kind, position)  # the same file again
