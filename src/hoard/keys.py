@@ -187,6 +187,17 @@ _BAD_SEGMENT = re.compile(r"(?:^|/)(\.{0,2})(?:/|$)")
 
 def validate_key(key: str, origin: str = "") -> str:
     """Return the NFC form of ``key`` or raise InvalidKey saying why it is unsafe."""
+    if (  # the common case, in C: a printable ASCII key with no '', '.' or '..' segment
+        key.isascii()
+        and key.isprintable()
+        and 0 < len(key) <= MAX_KEY_BYTES
+        and key[0] != "/"
+        and key[0] != "."
+        and key[-1] != "/"
+        and "//" not in key
+        and "/." not in key
+    ):
+        return key
     try:
         nfc = unicodedata.normalize("NFC", key) if not key.isascii() else key
         size = len(nfc.encode("utf-8"))

@@ -109,6 +109,10 @@ class Plan:
         else:
             self._note(key, path, "skip", -1)
 
+    def count_unique_skips(self, files: int) -> None:
+        """``skip_unchanged(key, path, unique=True)`` for that many files at once."""
+        self._counts["skip"] += files
+
     def _note(self, key: str, path: str, kind: str, position: int) -> None:
         self._counts[kind] += 1
         self._pending.append((key, path, kind))

@@ -130,8 +130,9 @@ def _hash_or_problem(f: LocalFile, algorithm: str) -> str | Problem:
 
 
 #: A scanned file on its way through planning: the walk's entry, its LocalFile (made only
-#: when something needs it), key, content hash, and whether the hash was read this run.
-_Examined = tuple[Entry, LocalFile | None, str, str, bool]
+#: when something needs it), key, content hash, whether the hash was read this run, and the
+#: key's object as (key, size, hash) when the catalog vouches for the file from one row.
+_Examined = tuple[Entry, LocalFile | None, str, str, bool, tuple[str, int, str] | None]
 
 
 def _examine_batches(
@@ -142,13 +143,15 @@ def _examine_batches(
     stats: ScanStats,
     plan: Plan,
     stop: threading.Event | None = None,
+    remote: str | None = None,
 ) -> Iterator[list[_Examined]]:
     """Scan the sources and, a batch at a time, take each file's content hash from the
     catalog when size, mtime_ns and inode match (else read it, in parallel) and render its
     key. A file that cannot be read or keyed becomes a FAIL action in ``plan`` and a reported
     problem. When ``stop`` is set, raise Interrupted before the next file.
 
-    A file the catalog vouches for costs no LocalFile when the template is `{rel_path}`."""
+    A file the catalog vouches for costs no LocalFile when the template is `{rel_path}`; with
+    ``remote`` too, one catalog row (its object's, joined with its file's) each."""
     template = Template.compile(s.template)
     rel_only = template.only_rel_path
     prefix = s.prefix.strip("/") + "/" if s.prefix.strip("/") else ""
@@ -165,28 +168,43 @@ def _examine_batches(
         max_workers=max(1, min(s.workers, 8)), thread_name_prefix="hoard-hash"
     ) as pool:
         while batch := list(islice(entries, HASH_BATCH)):
-            records = catalog.file_hashes([e[0] for e in batch])
+            vouched = (
+                _vouched(batch, catalog, remote, prefix, template, algorithm)
+                if (remote is not None and rel_only)
+                else {}
+            )
+            if len(vouched) == len(batch):  # the whole batch unchanged: the rerun's case
+                if stop is not None and stop.is_set():
+                    raise Interrupted(f"stopped while planning, before {batch[0][0]}")
+                yield [
+                    (e, None, v[0], v[2], False, v)
+                    for e, v in zip(batch, vouched.values(), strict=True)
+                ]
+                continue
+            records = catalog.file_hashes([e[0] for i, e in enumerate(batch) if i not in vouched])
             known: list[str | None] = []
             todo: list[LocalFile] = []
-            for e in batch:
+            for i, e in enumerate(batch):
                 rec = records.get(e[0])
                 info = e[2]
-                if (
+                if i in vouched:
+                    known.append(vouched[i][2])
+                elif (
                     rec is not None
-                    and rec[3]
-                    and rec[0] == info.st_size
-                    and rec[1] == info.st_mtime_ns
-                    and rec[2] == info.st_ino
-                    and (rec[3].startswith(algorithm_tag) or rec[3] == algorithm)
+                    and rec[4]
+                    and rec[1] == info.st_size
+                    and rec[2] == info.st_mtime_ns
+                    and rec[3] == info.st_ino
+                    and (rec[4].startswith(algorithm_tag) or rec[4] == algorithm)
                 ):
-                    known.append(rec[3])
+                    known.append(rec[4])
                 else:
                     known.append(None)
                     todo.append(to_local_file(e))
             fresh = iter(pool.map(lambda f: _hash_or_problem(f, algorithm), todo))
             files = iter(todo)
             out: list[_Examined] = []
-            for e, h in zip(batch, known, strict=True):
+            for i, (e, h) in enumerate(zip(batch, known, strict=True)):
                 f: LocalFile | None = None
                 hashed = h is None
                 if h is None:
@@ -194,6 +212,10 @@ def _examine_batches(
                     got = next(fresh)
                 if stop is not None and stop.is_set():
                     raise Interrupted(f"stopped while planning, before {e[0]}")
+                obj = vouched.get(i)
+                if obj is not None:
+                    out.append((e, None, obj[0], obj[2], False, obj))
+                    continue
                 if h is None:
                     assert f is not None
                     if isinstance(got, Problem):
@@ -211,8 +233,46 @@ def _examine_batches(
                     plan.fail(f or to_local_file(e), "", str(exc))
                     on_problem(Problem(e[0], str(exc)))
                     continue
-                out.append((e, f, key, h, hashed))
+                out.append((e, f, key, h, hashed, None))
             yield out
+
+
+def _vouched(
+    batch: list[Entry],
+    catalog: Catalog,
+    remote: str,
+    prefix: str,
+    template: Template,
+    algorithm: str,
+) -> dict[int, tuple[str, int, str]]:
+    """The files of a batch (by position) whose key's object the catalog records as made
+    from this very file, at this size, mtime_ns and inode, with this content hash: unchanged,
+    decided from one catalog row each. Each with that object as (key, size, hash)."""
+    keyed: list[tuple[int, str]] = []
+    for i, e in enumerate(batch):
+        try:
+            keyed.append((i, prefix + template.render_rel(e[1], e[0])))
+        except InvalidKey:
+            continue  # reported when the batch is examined
+    rows = catalog.objects_with_files(remote, [k for _, k in keyed])
+    tag = algorithm + ":"
+    found: dict[int, tuple[str, int, str]] = {}
+    for i, key in keyed:
+        r = rows.get(key)
+        if r is None:
+            continue
+        path, info, h = batch[i][0], batch[i][2], r[7]
+        if (
+            h
+            and r[3] == path
+            and r[2] == h
+            and r[4] == info.st_size
+            and r[5] == info.st_mtime_ns
+            and r[6] == info.st_ino
+            and (h.startswith(tag) or h == algorithm)
+        ):
+            found[i] = (key, r[1], h)
+    return found
 
 
 @dataclass(frozen=True)
@@ -236,7 +296,7 @@ def examine(
 ) -> Iterator[Examined]:
     """Every scanned file with its hash and key (see ``_examine_batches``)."""
     for batch in _examine_batches(s, catalog, reporter, now, stats, plan, stop):
-        for e, f, key, h, hashed in batch:
+        for e, f, key, h, hashed, _ in batch:
             yield Examined(f or to_local_file(e), key, h, hashed)
 
 
@@ -261,17 +321,22 @@ def build_plan(
     # names — and the walk counts that folder before it yields any file below it. Until it
     # has counted one, a skip's key is unique by construction and needs no check.
     one_rel_path_source = len(s.sources) == 1 and Template.compile(s.template).only_rel_path
-    for batch in _examine_batches(s, catalog, reporter, now, stats, plan, stop):
-        records = catalog.object_hashes(backend.url, [x[2] for x in batch])
+    for batch in _examine_batches(s, catalog, reporter, now, stats, plan, stop, backend.url):
+        records = catalog.object_hashes(backend.url, [x[2] for x in batch if x[5] is None])
         unique = one_rel_path_source and stats.nfc_clashes == 0
-        for e, f, key, h, hashed in batch:
-            rec = records.get(key)
-            if count_only and rec is not None and rec[1] == h and not hashed:
+        examined = len(batch)
+        if count_only and unique:
+            vouched = sum(1 for x in batch if x[5] is not None)
+            plan.count_unique_skips(vouched)  # each one's key is unique, as argued above
+            batch = [x for x in batch if x[5] is None] if vouched < examined else []
+        for e, f, key, h, hashed, obj in batch:
+            rec = obj or records.get(key)
+            if count_only and rec is not None and rec[2] == h and not hashed:
                 plan.skip_unchanged(key, e[0], unique)  # what decide() says, no Action
                 continue
-            known = Known(rec[0], rec[1], "catalog") if rec else remote_index.known(key)
+            known = Known(rec[1], rec[2], "catalog") if rec else remote_index.known(key)
             plan.add(decide(f or to_local_file(e), key, h, known, hashed))
-        reporter.examined(len(batch))
+        reporter.examined(examined)
     plan.close()
     return plan
 
