@@ -1,8 +1,9 @@
-"""Pure planning: what to do with each file, and why. No I/O here.
+"""Planning: what to do with each file, and why.
 
-``decide`` compares a file (and its content hash) with what is known of its destination key;
-``Plan`` collects the decisions, detects two files rendering to one key, and totals them.
-`--dry-run` prints exactly a Plan; a real run executes exactly the same Plan.
+``decide`` (pure) compares a file (and its content hash) with what is known of its destination
+key; ``Plan`` collects the decisions, detects two files rendering to one key (in a temporary
+on-disk ``KeyIndex``, its only I/O), and totals them. `--dry-run` prints every decision of a
+Plan; a real run makes the same decisions and keeps the ones it acts on.
 """
 
 from __future__ import annotations
