@@ -212,7 +212,7 @@ def _sorted_entries(path: str, follow: bool) -> list[tuple[str, os.DirEntry[str]
                 is_dir = False
             # Sort as object keys sort: a folder's children come after "name/" (byte order).
             entries.append((e.name + "/" if is_dir else e.name, e))
-    entries.sort(key=lambda pair: pair[0])
+    entries.sort()  # by the names alone: no two are equal, so entries are never compared
     return entries
 
 
