@@ -202,22 +202,40 @@ def _walk(
     yield from walker.walk_dir(src.root, prefix)
 
 
-def _sorted_entries(path: str, follow: bool) -> list[tuple[str, os.DirEntry[str]]]:
-    with os.scandir(path) as it:
-        entries = []
-        for e in it:
-            try:
-                is_dir = e.is_dir(follow_symlinks=follow)
-            except OSError:
-                is_dir = False
-            # Sort as object keys sort: a folder's children come after "name/" (byte order).
-            entries.append((e.name + "/" if is_dir else e.name, e))
-    entries.sort()  # by the names alone: no two are equal, so entries are never compared
+#: A folder's entry, stat'ed: (sort name, name, its stat or the error of stat; None for a
+#: symlink that is not followed).
+_Listed = tuple[str, str, "os.stat_result | OSError | None"]
+
+
+def _sorted_entries(path: str, follow: bool) -> list[_Listed]:
+    """The folder's entries, each stat'ed once, relative to the open folder (no path
+    lookup per entry); the folder is closed before any entry is used."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        entries: list[_Listed] = []
+        with os.scandir(fd) as it:
+            for e in it:
+                try:
+                    is_dir = e.is_dir(follow_symlinks=follow)
+                except OSError:
+                    is_dir = False
+                info: os.stat_result | OSError | None = None
+                try:
+                    if follow or not e.is_symlink():
+                        info = e.stat(follow_symlinks=follow)
+                except OSError as exc:
+                    info = exc
+                # Sort as object keys sort: a folder's children come after "name/" (byte
+                # order).
+                entries.append((e.name + "/" if is_dir else e.name, e.name, info))
+    finally:
+        os.close(fd)
+    entries.sort()  # by the sort names alone: no two are equal
     return entries
 
 
-def _nfc_clash(entries: list[tuple[str, os.DirEntry[str]]]) -> bool:
-    names = {unicodedata.normalize("NFC", e.name) for _, e in entries}
+def _nfc_clash(entries: list[_Listed]) -> bool:
+    names = {unicodedata.normalize("NFC", e[1]) for e in entries}
     return len(names) < len(entries)
 
 
@@ -253,26 +271,24 @@ class _Walker:
             on_problem(Problem(path, f"cannot read folder: {exc.strerror or exc}", fails=True))
             return
         st.dirs += 1
-        if not "".join(e.name for _, e in entries).isascii() and _nfc_clash(entries):
+        if not "".join(e[1] for e in entries).isascii() and _nfc_clash(entries):
             st.nfc_clashes += 1
         skip_names, skips_path, keeps_file = self.skip_names, self.skips_path, self.keeps_file
         pattern = src.pattern
         s_isreg, s_isdir = stat_mod.S_ISREG, stat_mod.S_ISDIR
-        for _, entry in entries:
-            full = entry.path
-            name = entry.name
+        parent = path if path.endswith("/") else path + "/"
+        for _, name, info in entries:
+            full = parent + name
             if (skip_names and name in skip_names) or (skips_path and skips_path(full)):
                 continue
             rel_base = rel_prefix + name
-            try:
-                if not follow and entry.is_symlink():
-                    st.symlinks_skipped += 1
-                    continue
-                info = entry.stat(follow_symlinks=follow)
-            except OSError as exc:
+            if info is None:  # a symlink, not followed
+                st.symlinks_skipped += 1
+                continue
+            if isinstance(info, OSError):
                 st.problems += 1
                 what = "broken symlink" if os.path.islink(full) else "cannot stat"
-                on_problem(Problem(full, f"{what}: {exc.strerror or exc}", fails=True))
+                on_problem(Problem(full, f"{what}: {info.strerror or info}", fails=True))
                 continue
             mode = info.st_mode
             if s_isreg(mode):
