@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hoard.model import Action, ActionKind, Delete, LocalFile, RemoteObject
-from hoard.plan import Known, Plan, decide
+from hoard.plan import INDEX_BATCH, Known, Plan, decide
 
 HASH = "1" * 64
 OTHER_HASH = "2" * 64
@@ -141,7 +141,7 @@ def test_plan_third_file_with_same_key_conflicts_too() -> None:
         plan.add(upload(p, "a.jpg"))
     plan.add(upload("/x/b.jpg", "b.jpg"))
     assert [a.kind for a in plan.actions] == [ActionKind.CONFLICT] * 3 + [ActionKind.UPLOAD]
-    assert [a.file.path for a in plan.conflicts] == ["/x/a.jpg", "/y/a.jpg", "/z/a.jpg"]
+    assert [c.path for c in plan.conflicts] == ["/x/a.jpg", "/y/a.jpg", "/z/a.jpg"]
     assert "/z/a.jpg" in plan.conflicts[2].reason
     assert plan.totals()["conflict"] == 3
 
@@ -222,3 +222,61 @@ def test_empty_plan_totals_are_zero() -> None:
         "delete": 0,
         "delete_bytes": 0,
     }
+
+
+# --- Plan without kept skips (a real run) ----------------------------------------------------
+
+
+def test_plan_without_keep_skips_counts_vouched_skips_and_keeps_what_the_run_acts_on() -> None:
+    plan = Plan(keep_skips=False)
+    plan.add(upload("/s/u", "u"))
+    plan.add(decide(make_file("/s/vouched"), "v", HASH, Known(10, HASH, "catalog"), hashed=False))
+    plan.skip_unchanged("w", "/s/also-vouched")
+    hashed = decide(make_file("/s/hashed"), "h", HASH, Known(10, HASH, "catalog"), hashed=True)
+    plan.add(hashed)
+    obj = RemoteObject(key="r", size=10)
+    adopted = decide(make_file("/s/adopted"), "r", HASH, Known(10, HASH, "remote", obj), False)
+    plan.add(adopted)
+    assert [a.key for a in plan.actions] == ["u", "h", "r"]
+    assert plan.skipped == 4
+    t = plan.totals()
+    assert (t["files"], t["upload"], t["skip"], t["conflict"]) == (5, 1, 4, 0)
+
+
+def test_plan_finds_a_conflict_between_files_far_apart() -> None:
+    plan = Plan(keep_skips=False)
+    plan.skip_unchanged("photos/a.jpg", "/x/a.jpg")
+    for i in range(3 * INDEX_BATCH):
+        plan.skip_unchanged(f"k{i}", f"/x/f{i}")
+    plan.add(upload("/y/a.jpg", "photos/a.jpg"))
+    plan.skip_unchanged("k7", "/z/f7")
+    conflicts = {(c.key, c.path): c.reason for c in plan.conflicts}
+    assert conflicts == {
+        ("photos/a.jpg", "/x/a.jpg"): "conflict: /y/a.jpg and /x/a.jpg both render to this key",
+        ("photos/a.jpg", "/y/a.jpg"): "conflict: /y/a.jpg and /x/a.jpg both render to this key",
+        ("k7", "/x/f7"): "conflict: /z/f7 and /x/f7 both render to this key",
+        ("k7", "/z/f7"): "conflict: /z/f7 and /x/f7 both render to this key",
+    }
+    assert [(a.kind, a.file.path) for a in plan.actions] == [(ActionKind.CONFLICT, "/y/a.jpg")]
+    t = plan.totals()
+    assert (t["files"], t["skip"], t["upload"], t["conflict"]) == (
+        3 * INDEX_BATCH + 3,
+        3 * INDEX_BATCH - 1,
+        0,
+        4,
+    )
+
+
+def test_plan_drops_the_same_file_again_in_any_batch() -> None:
+    plan = Plan()
+    first = upload("/x/a.jpg", "a.jpg")
+    plan.add(first)
+    for i in range(INDEX_BATCH + 5):
+        plan.skip_unchanged(f"k{i}", f"/x/f{i}")
+    plan.add(upload("/x/a.jpg", "a.jpg"))  # far apart: another batch
+    plan.add(upload("/x/b.jpg", "b.jpg"))
+    plan.add(upload("/x/b.jpg", "b.jpg"))  # right after: the same batch
+    assert [a.file.path for a in plan.actions] == ["/x/a.jpg", "/x/b.jpg"]
+    assert plan.actions[0] is first
+    assert plan.conflicts == []
+    assert plan.totals()["files"] == INDEX_BATCH + 7

@@ -115,8 +115,12 @@ def test_changed_files_are_uploaded_with_reasons(tree: Path, remote: Backend,
     r = push(tree, remote, catalog)
     reasons = {a.file.rel_path: a.reason for a in r.plan.actions}
     assert reasons == {"a.txt": "changed: content", "new.txt": "new",
-                       "sub/b.txt": "changed: size 6 → 13", "sub/deep/c.bin": "unchanged"}
-    assert r.counts()["uploaded"] == 3
+                       "sub/b.txt": "changed: size 6 → 13"}  # a real run keeps no vouched skip
+    assert (r.counts()["uploaded"], r.counts()["skipped"]) == (3, 1)
+    dry = push(tree, remote, catalog, dry_run=True)  # a dry run keeps every decision
+    assert {a.file.rel_path: a.reason for a in dry.plan.actions} == {
+        "a.txt": "unchanged", "new.txt": "unchanged", "sub/b.txt": "unchanged",
+        "sub/deep/c.bin": "unchanged"}
     stream = remote.open("a.txt")
     assert stream.read() == b"ALPHA"
     stream.close()
@@ -133,7 +137,7 @@ def test_new_machine_adopts_objects_from_remote_metadata(tree: Path, remote: Bac
     rec = fresh.object_record(remote.url, "a.txt")
     assert rec is not None and rec.hash == hash_file(str(tree / "a.txt"))
     # Adopted: the next run decides from the catalog alone.
-    r2 = push(tree, remote, fresh)
+    r2 = push(tree, remote, fresh, dry_run=True)
     assert {a.reason for a in r2.plan.actions} == {"unchanged"}
 
 
@@ -189,7 +193,10 @@ def test_dry_run_moves_nothing_records_nothing_and_matches_the_real_run(
     assert "z.txt" not in _keys(remote)
     planned = [(a.kind.value, a.key, a.reason) for a in dry.plan.actions]
     real = push(tree, remote, catalog)
-    assert [(a.kind.value, a.key, a.reason) for a in real.plan.actions] == planned
+    # The real run keeps what it acts on; it counts the skips the catalog vouches for.
+    assert [(a.kind.value, a.key, a.reason) for a in real.plan.actions] == [
+        p for p in planned if p[0] != "skip"]
+    assert real.plan.totals() == dry.plan.totals()
     job = catalog.job(real.job_id or 0)
     assert job is not None
     done = [(t["action"], t["key"], t["reason"]) for t in job["transfers"]]
@@ -279,3 +286,29 @@ def test_unreachable_store_stops_the_run_and_says_what_was_kept(tmp_path: Path,
     job = catalog.jobs()[0]
     assert (job["outcome"], job["uploaded"], job["failed"]) == ("aborted", 3, 17)
     assert len(catalog.job(job["id"])["transfers"]) == 3 + 17 - r.transfer.not_attempted
+
+
+def test_unchanged_files_in_two_sources_with_one_key_are_a_conflict(tmp_path: Path,
+                                                                    catalog: Catalog) -> None:
+    one = make_tree(tmp_path / "one", {"x.txt": "same", "a.txt": "a"})
+    two = make_tree(tmp_path / "two", {"x.txt": "same"})
+    mem = MemoryBackend("two-sources")
+    push(one, mem, catalog)
+    push(two, mem, catalog)  # /two/x.txt matches x.txt's hash: skipped, its hash remembered
+    with pytest.raises(KeyConflict) as err:  # both vouched for by the catalog, one key
+        run_push(PushSettings(sources=(str(one), str(two)), remote=mem.url), mem, catalog,
+                 NullReporter(), time.time_ns)
+    assert str(one / "x.txt") in str(err.value) and str(two / "x.txt") in str(err.value)
+
+
+def test_names_equal_in_nfc_are_a_conflict_even_when_the_catalog_vouches(
+        tmp_path: Path, catalog: Catalog) -> None:
+    src = make_tree(tmp_path / "src", {"d/\u00e9.txt": "same"})  # composed é
+    mem = MemoryBackend("nfc")
+    push(src, mem, catalog)
+    # Decomposed é: sorts first, renders to the same key; the composed one is vouched for.
+    (src / "d" / "e\u0301.txt").write_text("same")
+    with pytest.raises(KeyConflict) as err:
+        push(src, mem, catalog)
+    assert str(src / "d" / "e\u0301.txt") in str(err.value)
+    assert str(src / "d" / "\u00e9.txt") in str(err.value)

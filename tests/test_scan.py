@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,29 +56,29 @@ def byte_order(rels: list[str]) -> list[str]:
 
 @pytest.fixture
 def scandir_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every folder the scan lists (hoard.scan calls os.scandir once per folder)."""
+    """Record every folder the scan lists (hoard.scan opens each folder it lists once)."""
     calls: list[str] = []
-    real = os.scandir
+    real = os.open
 
-    def recording(path: str) -> Iterator[os.DirEntry[str]]:
-        calls.append(os.fspath(path))
-        return real(path)
+    def recording(path: str, flags: int, *args: int, **kw: int) -> int:
+        if flags & os.O_DIRECTORY:
+            calls.append(os.fspath(path))
+        return real(path, flags, *args, **kw)
 
-    monkeypatch.setattr(hoard.scan.os, "scandir", recording)
+    monkeypatch.setattr(hoard.scan.os, "open", recording)
     return calls
 
 
-def failing_scandir(
-    monkeypatch: pytest.MonkeyPatch, bad: Path
-) -> Callable[[str], Iterator[os.DirEntry[str]]]:
-    real = os.scandir
+def failing_scandir(monkeypatch: pytest.MonkeyPatch, bad: Path) -> Callable[..., int]:
+    """Make the folder ``bad`` unreadable (as root, chmod would not): opening it fails."""
+    real = os.open
 
-    def fake(path: str) -> Iterator[os.DirEntry[str]]:
-        if os.fspath(path) == str(bad):
+    def fake(path: str, flags: int, *args: int, **kw: int) -> int:
+        if flags & os.O_DIRECTORY and os.fspath(path) == str(bad):
             raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real(path)
+        return real(path, flags, *args, **kw)
 
-    monkeypatch.setattr(hoard.scan.os, "scandir", fake)
+    monkeypatch.setattr(hoard.scan.os, "open", fake)
     return fake
 
 

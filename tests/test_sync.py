@@ -79,7 +79,8 @@ def test_adds_updates_skips_and_lists_extras_without_deleting(src: Path, s3: S3B
     reasons = {a.key: a.reason for a in second.plan.actions}
     assert reasons["p/d0/f0.txt"] == "changed: size 3 → 15"
     assert reasons["p/new.txt"] == "new"
-    assert reasons["p/d0/f1.txt"] == "unchanged"
+    assert "p/d0/f1.txt" not in reasons  # unchanged: counted, not kept by a real run
+    assert second.skipped == 8
     assert [d.key for d in second.plan.deletes] == ["p/d1/f4.txt"]
     assert (second.transfer.uploaded, second.deleted, second.extras) == (2, 0, 1)
     assert "d1/f4.txt" in remote_tree(s3)  # listed, never removed without --delete
@@ -115,7 +116,9 @@ def test_dry_run_shows_every_action_and_matches_the_real_run(src: Path, s3: S3Ba
                [(d.key, d.reason) for d in dry.plan.deletes])
     real = sync(src, s3, catalog, delete=True)
     assert ([(a.kind.value, a.key, a.reason) for a in real.plan.actions],
-            [(d.key, d.reason) for d in real.plan.deletes]) == planned
+            [(d.key, d.reason) for d in real.plan.deletes]) == (
+        [p for p in planned[0] if p[0] != "skip"], planned[1])
+    assert real.plan.totals() == dry.plan.totals()
     assert dry.plan.totals()["delete"] == 1 and dry.plan.totals()["upload"] == 2
 
 
@@ -371,3 +374,16 @@ def test_property_sync_makes_the_prefix_equal_the_source(
         assert remote_tree(b) == {k: v for k, v in tree.items()}
     b.close()
 
+
+
+def test_keys_out_of_scan_order_are_marched_in_key_order(tmp_path: Path, s3: S3Backend,
+                                                        catalog: Catalog) -> None:
+    # Scan order a/z.txt, b/m.txt, c/a.txt; key order a.txt, m.txt, z.txt (sorted on disk).
+    src = make_tree(tmp_path / "src", {"a/z.txt": "z", "b/m.txt": "m", "c/a.txt": "a"})
+    first = sync(src, s3, catalog, template="{filename}")
+    assert (first.transfer.uploaded, first.failed) == (3, 0)
+    (src / "b/m.txt").unlink()
+    (src / "c/b.txt").write_text("b")
+    second = sync(src, s3, catalog, template="{filename}", delete=True, max_delete="50%")
+    assert (second.transfer.uploaded, second.skipped, second.deleted) == (1, 2, 1)
+    assert remote_tree(s3) == {"a.txt": b"a", "b.txt": b"b", "z.txt": b"z"}

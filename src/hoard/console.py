@@ -85,9 +85,10 @@ class ConsoleReporter:
                 f"{word}: {problem.path}: {problem.message}", markup=False, soft_wrap=True
             )
 
-    def examined(self, action: Action) -> None:
-        self._examined += 1
-        if self.progress_bar is not None and self._examined % 64 == 0:
+    def examined(self, files: int) -> None:
+        before = self._examined
+        self._examined += files
+        if self.progress_bar is not None and self._examined // 64 != before // 64:
             self.progress_bar.update(
                 self._task, description=f"planning: {self._examined} files examined"
             )

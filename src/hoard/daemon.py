@@ -157,7 +157,7 @@ class LogReporter:
             problem.message,
         )
 
-    def examined(self, action: Action) -> None:
+    def examined(self, files: int) -> None:
         pass
 
     def planned(self, upload_files: int, upload_bytes: int) -> None:

@@ -7,6 +7,7 @@ empty variables leave behind (`{base_dir}/{filename}` for a file at the base) ar
 
 from __future__ import annotations
 
+import re
 import string
 import unicodedata
 import uuid
@@ -130,6 +131,17 @@ class Template:
             pieces.append(piece)
         return cls(text, tuple(pieces))
 
+    @property
+    def only_rel_path(self) -> bool:
+        """The template is `{rel_path}` alone: a key needs no LocalFile (``render_rel``)."""
+        return self.pieces == (_Piece("", "rel_path", ""),)
+
+    def render_rel(self, rel_path: str, origin: str) -> str:
+        """``render`` for an ``only_rel_path`` template, from the relative path alone."""
+        if "//" in rel_path or rel_path.startswith("/") or rel_path.endswith("/"):
+            rel_path = "/".join(seg for seg in rel_path.split("/") if seg)
+        return validate_key(rel_path, origin=origin)
+
     def render(self, f: LocalFile, ctx: Context) -> str:
         """The key for ``f``, validated and NFC-normalised; raise InvalidKey."""
         out = [_render_piece(p, f, ctx, self.text) for p in self.pieces]
@@ -167,32 +179,53 @@ _SAMPLE = LocalFile(
 )
 
 
+#: The first control character (C0, DEL or C1) of a key, as validate_key rejects them.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: A '', '.' or '..' segment: at the start, between two '/', or at the end.
+_BAD_SEGMENT = re.compile(r"(?:^|/)(\.{0,2})(?:/|$)")
+
+
 def validate_key(key: str, origin: str = "") -> str:
     """Return the NFC form of ``key`` or raise InvalidKey saying why it is unsafe."""
-    where = f" (from {origin})" if origin else ""
+    if (  # the common case, in C: a printable ASCII key with no '', '.' or '..' segment
+        key.isascii()
+        and key.isprintable()
+        and 0 < len(key) <= MAX_KEY_BYTES
+        and key[0] != "/"
+        and key[0] != "."
+        and key[-1] != "/"
+        and "//" not in key
+        and "/." not in key
+    ):
+        return key
     try:
-        nfc = unicodedata.normalize("NFC", key)
+        nfc = unicodedata.normalize("NFC", key) if not key.isascii() else key
         size = len(nfc.encode("utf-8"))
     except UnicodeError:
         raise InvalidKey(
-            f"key {key!r}{where} is not valid UTF-8 (a file name with undecodable bytes?)"
+            f"key {key!r}{_where(origin)} is not valid UTF-8 (a file name with undecodable bytes?)"
         ) from None
     if not nfc:
-        raise InvalidKey(f"empty key{where}")
+        raise InvalidKey(f"empty key{_where(origin)}")
     if size > MAX_KEY_BYTES:
         raise InvalidKey(
-            f"key {nfc[:60]!r}…{where} is {size} UTF-8 bytes; the limit is {MAX_KEY_BYTES}"
+            f"key {nfc[:60]!r}…{_where(origin)} is {size} UTF-8 bytes; the limit is {MAX_KEY_BYTES}"
         )
-    if nfc.startswith("/"):
-        raise InvalidKey(f"key {nfc!r}{where} starts with '/'")
-    for ch in nfc:
-        code = ord(ch)
-        if code < 0x20 or 0x7F <= code <= 0x9F:
-            raise InvalidKey(f"key {nfc!r}{where} contains the control character U+{code:04X}")
-    for seg in nfc.split("/"):
-        if seg in ("", ".", ".."):
-            raise InvalidKey(f"key {nfc!r}{where} has a {seg or 'empty'!r} path segment")
+    if nfc[0] == "/":
+        raise InvalidKey(f"key {nfc!r}{_where(origin)} starts with '/'")
+    control = _CONTROL.search(nfc)
+    if control is not None:
+        code = ord(control.group())
+        raise InvalidKey(f"key {nfc!r}{_where(origin)} contains the control character U+{code:04X}")
+    bad = _BAD_SEGMENT.search(nfc)
+    if bad is not None:
+        seg = bad.group(1)
+        raise InvalidKey(f"key {nfc!r}{_where(origin)} has a {seg or 'empty'!r} path segment")
     return nfc
+
+
+def _where(origin: str) -> str:
+    return f" (from {origin})" if origin else ""
 
 
 def join_key(prefix: str, key: str) -> str:

@@ -1,15 +1,17 @@
-"""Pure planning: what to do with each file, and why. No I/O here.
+"""Planning: what to do with each file, and why.
 
-``decide`` compares a file (and its content hash) with what is known of its destination key;
-``Plan`` collects the decisions, detects two files rendering to one key, and totals them.
-`--dry-run` prints exactly a Plan; a real run executes exactly the same Plan.
+``decide`` (pure) compares a file (and its content hash) with what is known of its destination
+key; ``Plan`` collects the decisions, detects two files rendering to one key (in a temporary
+on-disk ``KeyIndex``, its only I/O), and totals them. `--dry-run` prints every decision of a
+Plan; a real run makes the same decisions and keeps the ones it acts on.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from hoard.keyindex import KeyIndex
 from hoard.model import Action, ActionKind, Delete, LocalFile, Problem, RemoteObject
 
 
@@ -50,56 +52,154 @@ def decide(
     return Action(kind, f, key, reason, content_hash, hashed=hashed)
 
 
-@dataclass
-class Plan:
-    """Actions in scan order, with conflicts marked and problems kept for the report."""
+#: Keys are checked for conflicts this many at a time.
+INDEX_BATCH = 1024
 
-    actions: list[Action] = field(default_factory=list)
-    deletes: list[Delete] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    _by_key: dict[str, int] = field(default_factory=dict, repr=False)
+
+class Plan:
+    """The decisions, with conflicts marked and problems kept for the report.
+
+    Every decision is counted and its key checked against every other key of the run (in a
+    ``KeyIndex`` on disk, a batch at a time). ``actions`` keeps, in scan order, what the run
+    acts on: uploads, failures, conflicts, and the skips that teach the catalog something
+    (adopted from the remote, or hashed this run). A skip the catalog already vouches for is
+    only counted — unless ``keep_skips`` (a dry run, which prints every decision): a rerun over
+    a million unchanged files then holds no object per file. ``skip_unchanged`` counts such a
+    skip without making an Action at all.
+    """
+
+    def __init__(self, keep_skips: bool = True) -> None:
+        self.keep_skips = keep_skips
+        self.deletes: list[Delete] = []
+        self.problems: list[Problem] = []
+        self._actions: list[Action | None] = []
+        self._counts: Counter[str] = Counter()
+        self._index: KeyIndex | None = None
+        #: (key, path, kind) not yet in the index, and each one's place in _actions (or -1)
+        self._pending: list[tuple[str, str, str]] = []
+        self._pending_at: list[int] = []
+        #: key → the paths that render to it, first first (only keys with a conflict)
+        self._conflicts: dict[str, list[str]] = {}
+        self._marked = True  # every kept action that conflicts is marked
 
     def add(self, action: Action) -> None:
-        """Add a decision; a second, different file with the same key makes both conflicts."""
+        """Add a decision; a second, different file with the same key makes both conflicts
+        (the same file again, reached through overlapping sources, is dropped)."""
         if action.kind is ActionKind.FAIL:
-            self.actions.append(action)
+            self._actions.append(action)
+            self._counts[ActionKind.FAIL.value] += 1
             return
-        first = self._by_key.get(action.key)
-        if first is None:
-            self._by_key[action.key] = len(self.actions)
-            self.actions.append(action)
-            return
-        other = self.actions[first]
-        if other.file.path == action.file.path or (
-            other.kind is ActionKind.CONFLICT
-            and any(
-                a.key == action.key and a.file.path == action.file.path
-                for a in self.actions[first:]
-                if a.kind is ActionKind.CONFLICT
-            )
-        ):
-            return  # the same file reached through two overlapping sources
-        reason = f"conflict: {action.file.path} and {other.file.path} both render to this key"
-        if other.kind is not ActionKind.CONFLICT:
-            self.actions[first] = Action(
-                ActionKind.CONFLICT, other.file, other.key, reason, other.hash
-            )
-        self.actions.append(
-            Action(ActionKind.CONFLICT, action.file, action.key, reason, action.hash)
+        keep = (
+            self.keep_skips
+            or action.kind is not ActionKind.SKIP
+            or action.adopt is not None
+            or action.hashed
         )
+        position = -1
+        if keep:
+            position = len(self._actions)
+            self._actions.append(action)
+        self._note(action.key, action.file.path, action.kind.value, position)
+
+    def skip_unchanged(self, key: str, path: str, unique: bool = False) -> None:
+        """Count a skip the catalog vouches for (not hashed, not adopted), kept by nobody.
+        ``unique``: the caller knows no other file of the run renders to ``key`` (see
+        ``push.build_plan``), so it is not even checked."""
+        if unique:
+            self._counts["skip"] += 1
+        else:
+            self._note(key, path, "skip", -1)
+
+    def count_unique_skips(self, files: int) -> None:
+        """``skip_unchanged(key, path, unique=True)`` for that many files at once."""
+        self._counts["skip"] += files
+
+    def _note(self, key: str, path: str, kind: str, position: int) -> None:
+        self._counts[kind] += 1
+        self._pending.append((key, path, kind))
+        self._pending_at.append(position)
+        if len(self._pending) >= INDEX_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        if self._index is None:
+            self._index = KeyIndex()
+        pending, self._pending = self._pending, []
+        at, self._pending_at = self._pending_at, []
+        for c in self._index.add(pending):
+            position = at[c.row]
+            paths = self._conflicts.get(c.key)
+            if c.path == c.first or (paths is not None and c.path in paths):
+                self._drop(c.kind, position)  # the same file again
+                continue
+            if paths is None:
+                paths = self._conflicts[c.key] = [c.first]
+                self._counts[c.first_kind] -= 1
+                self._counts["conflict"] += 1
+            paths.append(c.path)
+            self._counts[c.kind] -= 1
+            self._counts["conflict"] += 1
+            self._marked = False
+
+    def _drop(self, kind: str, position: int) -> None:
+        self._counts[kind] -= 1
+        if position >= 0:
+            self._actions[position] = None
 
     def fail(self, f: LocalFile, key: str, reason: str) -> None:
-        self.actions.append(Action(ActionKind.FAIL, f, key, reason))
+        self.add(Action(ActionKind.FAIL, f, key, reason))
+
+    def finish(self) -> None:
+        """Check the last keys and mark the kept actions that conflict."""
+        self._flush()
+        if self._marked:
+            return
+        self._marked = True
+        for i, a in enumerate(self._actions):
+            if a is None or a.kind is ActionKind.FAIL or a.kind is ActionKind.CONFLICT:
+                continue
+            paths = self._conflicts.get(a.key)
+            if paths is not None:
+                reason = _conflict_reason(paths, a.file.path)
+                self._actions[i] = Action(ActionKind.CONFLICT, a.file, a.key, reason, a.hash)
+
+    def close(self) -> None:
+        """Planning is done: check the last keys and remove the key index."""
+        self.finish()
+        if self._index is not None:
+            self._index.close()
+            self._index = None
 
     @property
-    def conflicts(self) -> list[Action]:
-        return [a for a in self.actions if a.kind is ActionKind.CONFLICT]
+    def actions(self) -> list[Action]:
+        self.finish()
+        return [a for a in self._actions if a is not None]
+
+    @property
+    def conflicts(self) -> list[Conflict]:
+        """Every file whose key another file renders to too, grouped by key."""
+        self.finish()
+        return [
+            Conflict(key, path, _conflict_reason(paths, path))
+            for key, paths in self._conflicts.items()
+            for path in paths
+        ]
+
+    @property
+    def skipped(self) -> int:
+        self.finish()
+        return self._counts["skip"]
 
     def totals(self) -> dict[str, int]:
-        counts = Counter(a.kind.value for a in self.actions)
-        upload_bytes = sum(a.file.size for a in self.actions if a.kind is ActionKind.UPLOAD)
+        self.finish()
+        counts = self._counts
+        upload_bytes = sum(
+            a.file.size for a in self._actions if a is not None and a.kind is ActionKind.UPLOAD
+        )
         return {
-            "files": len(self.actions),
+            "files": sum(counts[k.value] for k in ActionKind),
             "upload": counts["upload"],
             "skip": counts["skip"],
             "conflict": counts["conflict"],
@@ -108,3 +208,18 @@ class Plan:
             "delete": len(self.deletes),
             "delete_bytes": sum(d.remote.size for d in self.deletes),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A file whose key another file of the run renders to as well."""
+
+    key: str
+    path: str
+    reason: str
+
+
+def _conflict_reason(paths: list[str], path: str) -> str:
+    """ "conflict: LATER and FIRST …": the first file names the second, the others themselves."""
+    later = paths[1] if path == paths[0] else path
+    return f"conflict: {later} and {paths[0]} both render to this key"

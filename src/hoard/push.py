@@ -25,7 +25,7 @@ from hoard.keys import Context, Template, join_key
 from hoard.model import Action, ActionKind, LocalFile, Problem, RemoteObject
 from hoard.plan import Known, Plan, decide
 from hoard.report import Reporter
-from hoard.scan import Filters, ScanStats, Source, scan
+from hoard.scan import Entry, Filters, ScanStats, Source, to_local_file, walk
 from hoard.transfer import TransferStats, execute
 
 Clock = Callable[[], int]
@@ -129,33 +129,150 @@ def _hash_or_problem(f: LocalFile, algorithm: str) -> str | Problem:
         return Problem(f.path, f"cannot read: {exc.strerror or exc}", fails=True)
 
 
-def _with_hashes(
-    files: Iterator[LocalFile], catalog: Catalog, algorithm: str, pool: ThreadPoolExecutor
-) -> Iterator[tuple[LocalFile, str | Problem, bool]]:
-    """Each file with its content hash: from the catalog when size, mtime_ns and inode match,
-    else read (in parallel, a batch at a time). The bool says the file was read."""
-    while batch := list(islice(files, HASH_BATCH)):
-        known: list[str | None] = []
-        records = catalog.file_records([f.path for f in batch])
-        for f in batch:
-            rec = records.get(f.path)
-            ok = (
-                rec is not None
-                and rec.hash
-                and rec.matches(f)
-                and split_hash(rec.hash)[0] == algorithm
+#: A scanned file on its way through planning: the walk's entry, its LocalFile (made only
+#: when something needs it), key, content hash, whether the hash was read this run, and the
+#: key's object as (key, size, hash) when the catalog vouches for the file from one row.
+_Examined = tuple[Entry, LocalFile | None, str, str, bool, tuple[str, int, str] | None]
+
+
+def _examine_batches(
+    s: PushSettings,
+    catalog: Catalog,
+    reporter: Reporter,
+    now: datetime,
+    stats: ScanStats,
+    plan: Plan,
+    stop: threading.Event | None = None,
+    remote: str | None = None,
+) -> Iterator[list[_Examined]]:
+    """Scan the sources and, a batch at a time, take each file's content hash from the
+    catalog when size, mtime_ns and inode match (else read it, in parallel) and render its
+    key. A file that cannot be read or keyed becomes a FAIL action in ``plan`` and a reported
+    problem. When ``stop`` is set, raise Interrupted before the next file.
+
+    A file the catalog vouches for costs no LocalFile when the template is `{rel_path}`; with
+    ``remote`` too, one catalog row (its object's, joined with its file's) each."""
+    template = Template.compile(s.template)
+    rel_only = template.only_rel_path
+    prefix = s.prefix.strip("/") + "/" if s.prefix.strip("/") else ""
+    algorithm, algorithm_tag = s.hash_algorithm, s.hash_algorithm + ":"
+    sources = [Source.parse(src, s.source_base(i)) for i, src in enumerate(s.sources)]
+    filters = Filters.build(s.include, s.exclude, s.skip_names, s.skip_paths)
+
+    def on_problem(p: Problem) -> None:
+        plan.problems.append(p)
+        reporter.problem(p)
+
+    entries = walk(sources, filters, on_problem, s.follow_symlinks, stats)
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(s.workers, 8)), thread_name_prefix="hoard-hash"
+    ) as pool:
+        while batch := list(islice(entries, HASH_BATCH)):
+            vouched = (
+                _vouched(batch, catalog, remote, prefix, template, algorithm)
+                if (remote is not None and rel_only)
+                else {}
             )
-            known.append(rec.hash if ok and rec is not None else None)
-        todo = [f for f, h in zip(batch, known, strict=True) if h is None]
-        fresh = dict(
-            zip(
-                (f.path for f in todo),
-                pool.map(lambda f: _hash_or_problem(f, algorithm), todo),
-                strict=True,
-            )
-        )
-        for f, h in zip(batch, known, strict=True):
-            yield (f, h, False) if h is not None else (f, fresh[f.path], True)
+            if len(vouched) == len(batch):  # the whole batch unchanged: the rerun's case
+                if stop is not None and stop.is_set():
+                    raise Interrupted(f"stopped while planning, before {batch[0][0]}")
+                yield [
+                    (e, None, v[0], v[2], False, v)
+                    for e, v in zip(batch, vouched.values(), strict=True)
+                ]
+                continue
+            records = catalog.file_hashes([e[0] for i, e in enumerate(batch) if i not in vouched])
+            known: list[str | None] = []
+            todo: list[LocalFile] = []
+            for i, e in enumerate(batch):
+                rec = records.get(e[0])
+                info = e[2]
+                if i in vouched:
+                    known.append(vouched[i][2])
+                elif (
+                    rec is not None
+                    and rec[4]
+                    and rec[1] == info.st_size
+                    and rec[2] == info.st_mtime_ns
+                    and rec[3] == info.st_ino
+                    and (rec[4].startswith(algorithm_tag) or rec[4] == algorithm)
+                ):
+                    known.append(rec[4])
+                else:
+                    known.append(None)
+                    todo.append(to_local_file(e))
+            fresh = iter(pool.map(lambda f: _hash_or_problem(f, algorithm), todo))
+            files = iter(todo)
+            out: list[_Examined] = []
+            for i, (e, h) in enumerate(zip(batch, known, strict=True)):
+                f: LocalFile | None = None
+                hashed = h is None
+                if h is None:
+                    f = next(files)
+                    got = next(fresh)
+                if stop is not None and stop.is_set():
+                    raise Interrupted(f"stopped while planning, before {e[0]}")
+                obj = vouched.get(i)
+                if obj is not None:
+                    out.append((e, None, obj[0], obj[2], False, obj))
+                    continue
+                if h is None:
+                    assert f is not None
+                    if isinstance(got, Problem):
+                        plan.fail(f, "", got.message)
+                        on_problem(got)
+                        continue
+                    h = got
+                try:
+                    if rel_only:
+                        key = prefix + template.render_rel(e[1], e[0])
+                    else:
+                        f = f or to_local_file(e)
+                        key = prefix + template.render(f, Context(now, split_hash(h)[1]))
+                except (InvalidKey, TemplateError) as exc:
+                    plan.fail(f or to_local_file(e), "", str(exc))
+                    on_problem(Problem(e[0], str(exc)))
+                    continue
+                out.append((e, f, key, h, hashed, None))
+            yield out
+
+
+def _vouched(
+    batch: list[Entry],
+    catalog: Catalog,
+    remote: str,
+    prefix: str,
+    template: Template,
+    algorithm: str,
+) -> dict[int, tuple[str, int, str]]:
+    """The files of a batch (by position) whose key's object the catalog records as made
+    from this very file, at this size, mtime_ns and inode, with this content hash: unchanged,
+    decided from one catalog row each. Each with that object as (key, size, hash)."""
+    keyed: list[tuple[int, str]] = []
+    for i, e in enumerate(batch):
+        try:
+            keyed.append((i, prefix + template.render_rel(e[1], e[0])))
+        except InvalidKey:
+            continue  # reported when the batch is examined
+    rows = catalog.objects_with_files(remote, [k for _, k in keyed])
+    tag = algorithm + ":"
+    found: dict[int, tuple[str, int, str]] = {}
+    for i, key in keyed:
+        r = rows.get(key)
+        if r is None:
+            continue
+        path, info, h = batch[i][0], batch[i][2], r[7]
+        if (
+            h
+            and r[3] == path
+            and r[2] == h
+            and r[4] == info.st_size
+            and r[5] == info.st_mtime_ns
+            and r[6] == info.st_ino
+            and (h.startswith(tag) or h == algorithm)
+        ):
+            found[i] = (key, r[1], h)
+    return found
 
 
 @dataclass(frozen=True)
@@ -177,35 +294,10 @@ def examine(
     plan: Plan,
     stop: threading.Event | None = None,
 ) -> Iterator[Examined]:
-    """Scan the sources, hash what the catalog cannot vouch for, render keys. A file that
-    cannot be read or keyed becomes a FAIL action in ``plan`` and a reported problem. When
-    ``stop`` is set, raise Interrupted before the next file."""
-    template = Template.compile(s.template)
-    sources = [Source.parse(src, s.source_base(i)) for i, src in enumerate(s.sources)]
-    filters = Filters.build(s.include, s.exclude, s.skip_names, s.skip_paths)
-
-    def on_problem(p: Problem) -> None:
-        plan.problems.append(p)
-        reporter.problem(p)
-
-    files = scan(sources, filters, on_problem, s.follow_symlinks, stats)
-    with ThreadPoolExecutor(
-        max_workers=max(1, min(s.workers, 8)), thread_name_prefix="hoard-hash"
-    ) as pool:
-        for f, h, hashed in _with_hashes(files, catalog, s.hash_algorithm, pool):
-            if stop is not None and stop.is_set():
-                raise Interrupted(f"stopped while planning, before {f.path}")
-            if isinstance(h, Problem):
-                plan.fail(f, "", h.message)
-                on_problem(h)
-                continue
-            try:
-                key = join_key(s.prefix, template.render(f, Context(now, split_hash(h)[1])))
-            except (InvalidKey, TemplateError) as exc:
-                plan.fail(f, "", str(exc))
-                on_problem(Problem(f.path, str(exc)))
-                continue
-            yield Examined(f, key, h, hashed)
+    """Every scanned file with its hash and key (see ``_examine_batches``)."""
+    for batch in _examine_batches(s, catalog, reporter, now, stats, plan, stop):
+        for e, f, key, h, hashed, _ in batch:
+            yield Examined(f or to_local_file(e), key, h, hashed)
 
 
 def build_plan(
@@ -217,26 +309,44 @@ def build_plan(
     stats: ScanStats,
     stop: threading.Event | None = None,
 ) -> Plan:
-    """Scan, hash where needed, render keys and decide. Moves nothing, writes nothing."""
-    plan = Plan()
+    """Scan, hash where needed, render keys and decide. Moves nothing, writes nothing.
+
+    A real run's plan keeps only what it acts on (see ``Plan``); a dry run keeps every
+    decision, to print it."""
+    plan = Plan(keep_skips=s.dry_run)
     remote_index = _RemoteIndex(backend, s.prefix)
-    examined = examine(s, catalog, reporter, now, stats, plan, stop)
-    while batch := list(islice(examined, HASH_BATCH)):
-        records = catalog.object_records(backend.url, [e.key for e in batch])
-        for e in batch:
-            rec = records.get(e.key)
-            known = Known(rec.size, rec.hash, "catalog") if rec else remote_index.known(e.key)
-            action = decide(e.file, e.key, e.hash, known, e.hashed)
-            plan.add(action)
-            reporter.examined(action)
+    count_only = not s.dry_run
+    # One source keyed by `{rel_path}`: two of its paths render to one key only if they
+    # differ in names that NFC makes equal, i.e. only below a folder that holds two such
+    # names — and the walk counts that folder before it yields any file below it. Until it
+    # has counted one, a skip's key is unique by construction and needs no check.
+    one_rel_path_source = len(s.sources) == 1 and Template.compile(s.template).only_rel_path
+    for batch in _examine_batches(s, catalog, reporter, now, stats, plan, stop, backend.url):
+        records = catalog.object_hashes(backend.url, [x[2] for x in batch if x[5] is None])
+        unique = one_rel_path_source and stats.nfc_clashes == 0
+        examined = len(batch)
+        if count_only and unique:
+            vouched = sum(1 for x in batch if x[5] is not None)
+            plan.count_unique_skips(vouched)  # each one's key is unique, as argued above
+            batch = [x for x in batch if x[5] is None] if vouched < examined else []
+        for e, f, key, h, hashed, obj in batch:
+            rec = obj or records.get(key)
+            if count_only and rec is not None and rec[2] == h and not hashed:
+                plan.skip_unchanged(key, e[0], unique)  # what decide() says, no Action
+                continue
+            known = Known(rec[1], rec[2], "catalog") if rec else remote_index.known(key)
+            plan.add(decide(f or to_local_file(e), key, h, known, hashed))
+        reporter.examined(examined)
+    plan.close()
     return plan
 
 
 def refuse_conflicts(plan: Plan) -> None:
-    if plan.conflicts:
-        first = plan.conflicts[0]
+    conflicts = plan.conflicts
+    if conflicts:
+        first = conflicts[0]
         raise KeyConflict(
-            f"{len(plan.conflicts)} files share keys, e.g. {first.key!r}: "
+            f"{len(conflicts)} files share keys, e.g. {first.key!r}: "
             f"{first.reason.removeprefix('conflict: ')}"
         )
 

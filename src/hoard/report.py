@@ -10,7 +10,9 @@ from hoard.model import Action, Problem
 
 class Reporter(Protocol):
     def problem(self, problem: Problem) -> None: ...
-    def examined(self, action: Action) -> None: ...
+    def examined(self, files: int) -> None:
+        """``files`` more files were decided (the plan keeps only those it acts on)."""
+
     def planned(self, upload_files: int, upload_bytes: int) -> None: ...
     def progress(self, action: Action, sent_bytes: int) -> None:
         """Part of a file was stored (called from worker threads)."""
@@ -28,7 +30,7 @@ class NullReporter:
     def problem(self, problem: Problem) -> None:
         self.problems.append(problem)
 
-    def examined(self, action: Action) -> None:
+    def examined(self, files: int) -> None:
         pass
 
     def planned(self, upload_files: int, upload_bytes: int) -> None:

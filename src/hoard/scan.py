@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -131,6 +132,14 @@ class ScanStats:
     symlinks_skipped: int = 0
     special_skipped: int = 0
     problems: int = 0
+    #: Folders holding two names that are one name in NFC (as keys are normalised). Only
+    #: below such a folder can two paths of one source render to one `{rel_path}` key.
+    nfc_clashes: int = 0
+
+
+#: One selected file as the walk found it: its path, its path relative to the source's base
+#: (with `/`), its stat and its source. ``to_local_file`` makes the LocalFile.
+Entry = tuple[str, str, os.stat_result, Source]
 
 
 def scan(
@@ -141,9 +150,38 @@ def scan(
     stats: ScanStats | None = None,
 ) -> Iterator[LocalFile]:
     """Yield every selected regular file of every source, sorted within each source."""
+    for entry in walk(sources, filters, on_problem, follow_symlinks, stats):
+        yield to_local_file(entry)
+
+
+def walk(
+    sources: Iterable[Source],
+    filters: Filters,
+    on_problem: ProblemSink,
+    follow_symlinks: bool = False,
+    stats: ScanStats | None = None,
+) -> Iterator[Entry]:
+    """``scan`` without the LocalFile: the hot path of a rerun builds one only when needed."""
     st = stats if stats is not None else ScanStats()
     for source in sources:
         yield from _walk(source, filters, on_problem, follow_symlinks, st)
+
+
+def to_local_file(entry: Entry) -> LocalFile:
+    full, rel, info, src = entry
+    return LocalFile(
+        path=full,
+        root=src.base,
+        rel_path=rel,
+        size=info.st_size,
+        mtime_ns=info.st_mtime_ns,
+        ctime_ns=info.st_ctime_ns,
+        atime_ns=info.st_atime_ns,
+        birthtime_ns=_birthtime_ns(info),
+        inode=info.st_ino,
+        dev=info.st_dev,
+        base_given=src.base_given,
+    )
 
 
 def _rel(path: str, base: str) -> str:
@@ -152,98 +190,133 @@ def _rel(path: str, base: str) -> str:
 
 def _walk(
     src: Source, filters: Filters, on_problem: ProblemSink, follow: bool, st: ScanStats
-) -> Iterator[LocalFile]:
+) -> Iterator[Entry]:
     try:
         top = os.stat(src.root)
     except OSError as exc:
         raise SourceMissing(f"{src.root}: {exc.strerror}") from None
     ancestors: list[tuple[int, int]] = [(top.st_dev, top.st_ino)]
-    yield from _walk_dir(src, src.root, filters, on_problem, follow, st, ancestors)
+    root_rel = _rel(src.root, src.base)
+    prefix = "" if root_rel == "." else root_rel + "/"
+    walker = _Walker(src, filters, on_problem, follow, st, ancestors, len(prefix))
+    yield from walker.walk_dir(src.root, prefix)
 
 
-def _sorted_entries(path: str, follow: bool) -> list[tuple[str, os.DirEntry[str]]]:
-    with os.scandir(path) as it:
-        entries = []
-        for e in it:
-            try:
-                is_dir = e.is_dir(follow_symlinks=follow)
-            except OSError:
-                is_dir = False
-            # Sort as object keys sort: a folder's children come after "name/" (byte order).
-            entries.append((e.name + "/" if is_dir else e.name, e))
-    entries.sort(key=lambda pair: pair[0])
+#: A folder's entry, stat'ed: (sort name, name, its stat or the error of stat; None for a
+#: symlink that is not followed).
+_Listed = tuple[str, str, "os.stat_result | OSError | None"]
+
+
+def _sorted_entries(path: str, follow: bool) -> list[_Listed]:
+    """The folder's entries, each stat'ed once, relative to the open folder (no path
+    lookup per entry); the folder is closed before any entry is used."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        entries: list[_Listed] = []
+        with os.scandir(fd) as it:
+            for e in it:
+                try:
+                    is_dir = e.is_dir(follow_symlinks=follow)
+                except OSError:
+                    is_dir = False
+                info: os.stat_result | OSError | None = None
+                try:
+                    if follow or not e.is_symlink():
+                        info = e.stat(follow_symlinks=follow)
+                except OSError as exc:
+                    info = exc
+                # Sort as object keys sort: a folder's children come after "name/" (byte
+                # order).
+                entries.append((e.name + "/" if is_dir else e.name, e.name, info))
+    finally:
+        os.close(fd)
+    entries.sort()  # by the sort names alone: no two are equal
     return entries
 
 
-def _walk_dir(
-    src: Source,
-    path: str,
-    filters: Filters,
-    on_problem: ProblemSink,
-    follow: bool,
-    st: ScanStats,
-    ancestors: list[tuple[int, int]],
-) -> Iterator[LocalFile]:
-    try:
-        entries = _sorted_entries(path, follow)
-    except OSError as exc:
-        st.problems += 1
-        on_problem(Problem(path, f"cannot read folder: {exc.strerror or exc}", fails=True))
-        return
-    st.dirs += 1
-    for _, entry in entries:
-        full = entry.path
-        if entry.name in filters.skip_names or filters.skips_path(full):
-            continue
-        rel_base = _rel(full, src.base)
+def _nfc_clash(entries: list[_Listed]) -> bool:
+    names = {unicodedata.normalize("NFC", e[1]) for e in entries}
+    return len(names) < len(entries)
+
+
+class _Walker:
+    """One source's walk. Relative paths are built by joining names as it descends (no
+    relpath per entry); filters that are empty cost nothing per entry."""
+
+    def __init__(
+        self,
+        src: Source,
+        filters: Filters,
+        on_problem: ProblemSink,
+        follow: bool,
+        st: ScanStats,
+        ancestors: list[tuple[int, int]],
+        root_offset: int,
+    ) -> None:
+        self.src, self.filters, self.on_problem = src, filters, on_problem
+        self.follow, self.st, self.ancestors = follow, st, ancestors
+        #: rel_path[root_offset:] is the path relative to the source's root (for its pattern)
+        self.root_offset = root_offset
+        self.skip_names = filters.skip_names
+        self.skips_path = filters.skips_path if filters.skip_paths else None
+        self.keeps_file = filters.keeps_file if filters.include or filters.exclude else None
+        self.prunes_dir = filters.prunes_dir if filters.exclude else None
+
+    def walk_dir(self, path: str, rel_prefix: str) -> Iterator[Entry]:
+        src, st, follow, on_problem = self.src, self.st, self.follow, self.on_problem
         try:
-            is_link = entry.is_symlink()
-            if is_link and not follow:
-                st.symlinks_skipped += 1
-                continue
-            info = entry.stat(follow_symlinks=follow)
+            entries = _sorted_entries(path, follow)
         except OSError as exc:
             st.problems += 1
-            what = "broken symlink" if os.path.islink(full) else "cannot stat"
-            on_problem(Problem(full, f"{what}: {exc.strerror or exc}", fails=True))
-            continue
-        mode = info.st_mode
-        if stat_mod.S_ISDIR(mode):
-            if src.single_file or filters.prunes_dir(rel_base):
+            on_problem(Problem(path, f"cannot read folder: {exc.strerror or exc}", fails=True))
+            return
+        st.dirs += 1
+        if not "".join(e[1] for e in entries).isascii() and _nfc_clash(entries):
+            st.nfc_clashes += 1
+        skip_names, skips_path, keeps_file = self.skip_names, self.skips_path, self.keeps_file
+        pattern = src.pattern
+        s_isreg, s_isdir = stat_mod.S_ISREG, stat_mod.S_ISDIR
+        parent = path if path.endswith("/") else path + "/"
+        for _, name, info in entries:
+            full = parent + name
+            if (skip_names and name in skip_names) or (skips_path and skips_path(full)):
                 continue
-            ident = (info.st_dev, info.st_ino)
-            if ident in ancestors:
+            rel_base = rel_prefix + name
+            if info is None:  # a symlink, not followed
+                st.symlinks_skipped += 1
+                continue
+            if isinstance(info, OSError):
                 st.problems += 1
-                on_problem(Problem(full, "symlink loop: this folder is its own ancestor; skipped"))
+                what = "broken symlink" if os.path.islink(full) else "cannot stat"
+                on_problem(Problem(full, f"{what}: {info.strerror or info}", fails=True))
                 continue
-            ancestors.append(ident)
-            yield from _walk_dir(src, full, filters, on_problem, follow, st, ancestors)
-            ancestors.pop()
-            continue
-        if not stat_mod.S_ISREG(mode):
+            mode = info.st_mode
+            if s_isreg(mode):
+                if pattern is not None and not pattern.match(rel_base[self.root_offset :]):
+                    continue
+                if keeps_file is not None and not keeps_file(rel_base):
+                    continue
+                st.files += 1
+                st.bytes += info.st_size
+                yield full, rel_base, info, src
+                continue
+            if s_isdir(mode):
+                if src.single_file or (self.prunes_dir and self.prunes_dir(rel_base)):
+                    continue
+                ident = (info.st_dev, info.st_ino)
+                if ident in self.ancestors:
+                    st.problems += 1
+                    on_problem(
+                        Problem(full, "symlink loop: this folder is its own ancestor; skipped")
+                    )
+                    continue
+                self.ancestors.append(ident)
+                yield from self.walk_dir(full, rel_base + "/")
+                self.ancestors.pop()
+                continue
             st.special_skipped += 1
             kind = _SPECIAL.get(stat_mod.S_IFMT(mode), "not a regular file")
             on_problem(Problem(full, f"skipped: {kind}"))
-            continue
-        if src.pattern is not None and not src.pattern.match(_rel(full, src.root)):
-            continue
-        if not filters.keeps_file(rel_base):
-            continue
-        st.files += 1
-        st.bytes += info.st_size
-        yield LocalFile(
-            path=full,
-            root=src.base,
-            rel_path=rel_base,
-            size=info.st_size,
-            mtime_ns=info.st_mtime_ns,
-            ctime_ns=info.st_ctime_ns,
-            atime_ns=info.st_atime_ns,
-            birthtime_ns=_birthtime_ns(info),
-            inode=info.st_ino,
-            dev=info.st_dev,
-            base_given=src.base_given,
-        )
 
 
 def _birthtime_ns(info: os.stat_result) -> int | None:

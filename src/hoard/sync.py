@@ -1,18 +1,18 @@
 """`hoard sync`: a one-way mirror of a source folder to a prefix, whose deletes are guarded.
 
-The plan merges the source (sorted by key) with the remote listing, streamed in key order
-(``mirror.march``): source-only keys are uploaded, keys on both sides are compared as `push`
-compares them (catalog first, the hash in the object's metadata second, never the ETag as an
-MD5), and remote-only keys are extras. Uploads run first; extras are deleted last, only with
-`--delete`, and only when every guard in ``guards`` agrees — otherwise they are withheld and
-counted.
+The plan merges the source (sorted by key, on disk: ``spill``) with the remote listing,
+streamed in key order (``mirror.march``): source-only keys are uploaded, keys on both sides are
+compared as `push` compares them (catalog first, the hash in the object's metadata second, never
+the ETag as an MD5), and remote-only keys are extras. Uploads run first; extras are deleted
+last, only with `--delete`, and only when every guard in ``guards`` agrees — otherwise they are
+withheld and counted.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -37,6 +37,7 @@ from hoard.push import (
 )
 from hoard.report import Reporter
 from hoard.scan import ScanStats, Source
+from hoard.spill import SortedByKey
 
 Clock = Callable[[], int]
 DELETE_BATCH = 1000
@@ -110,11 +111,25 @@ def build_sync_plan(
     stop: threading.Event | None = None,
 ) -> tuple[Plan, int, str]:
     """The mirror plan, the number of objects under the prefix, and a listing error (if any)."""
-    plan = Plan()
-    source_side = sorted(
-        ((e.key, e) for e in examine(s.push, catalog, reporter, now, stats, plan, stop)),
-        key=lambda pair: pair[0],
-    )
+    plan = Plan(keep_skips=s.push.dry_run)
+    source_side = SortedByKey()  # on disk: memory does not grow with the tree
+    try:
+        source_side.add_all(examine(s.push, catalog, reporter, now, stats, plan, stop))
+        remote_total, error = _march(s, source_side.sorted(), backend, catalog, reporter, plan)
+    finally:
+        source_side.close()
+    plan.close()
+    return plan, remote_total, error
+
+
+def _march(
+    s: SyncSettings,
+    source_side: Iterator[tuple[str, Examined]],
+    backend: Backend,
+    catalog: Catalog,
+    reporter: Reporter,
+    plan: Plan,
+) -> tuple[int, str]:
     failed = ListingFailed()
     remote_total = 0
     for key, local, obj in march(source_side, backend.list(_prefix_of(s.push)), failed):
@@ -132,8 +147,8 @@ def build_sync_plan(
         if known is None and catalog.object_record(backend.url, key) is not None:
             action = replace(action, reason="new (missing on the remote)")
         plan.add(action)
-        reporter.examined(action)
-    return plan, remote_total, str(failed.error) if failed.error else ""
+        reporter.examined(1)
+    return remote_total, str(failed.error) if failed.error else ""
 
 
 def _known(

@@ -301,6 +301,55 @@ class Catalog:
         )
         return {r[0]: FileRecord(*r) for r in rows}
 
+    def file_hashes(self, paths: list[str]) -> dict[str, tuple[str, int, int, int, str | None]]:
+        """path → (path, size, mtime_ns, inode, hash) for many paths, as plain tuples (the
+        no-change rerun's hot path; ``FileRecord.matches`` compares size, mtime and inode)."""
+        return self._rows_by_first(
+            "SELECT path, size, mtime_ns, inode, hash FROM files WHERE ", "path", (), paths
+        )
+
+    def object_hashes(self, remote: str, keys: list[str]) -> dict[str, tuple[str, int, str | None]]:
+        """key → (key, size, hash) of many objects of one remote, as plain tuples."""
+        return self._rows_by_first(
+            "SELECT key, size, hash FROM objects WHERE remote=? AND ", "key", (remote,), keys
+        )
+
+    def objects_with_files(self, remote: str, keys: list[str]) -> dict[str, tuple[Any, ...]]:
+        """key → (key, size, hash, path, file size, mtime_ns, inode, file hash): many objects
+        of one remote each with the file it was made from, as plain tuples."""
+        return self._rows_by_first(
+            "SELECT o.key, o.size, o.hash, f.path, f.size, f.mtime_ns, f.inode, f.hash "
+            "FROM objects o JOIN files f ON f.id = o.file_id WHERE o.remote=? AND ",
+            "o.key",
+            (remote,),
+            keys,
+        )
+
+    def _rows_by_first(
+        self, select: str, column: str, args: tuple[object, ...], values: list[str]
+    ) -> dict[str, Any]:
+        """Rows whose ``column`` is one of ``values``, by that column (selected first).
+
+        A scan's batch is sorted, so one range of the index usually holds it: read that
+        range, unless it holds many other rows too; then look the values up one by one."""
+        if not values:
+            return {}
+        limit = 2 * len(values) + 64
+        with self._lock:
+            cur = self.db.cursor()
+            cur.row_factory = None
+            cur.execute(
+                f"{select}{column} >= ? AND {column} <= ? LIMIT ?",
+                (*args, min(values), max(values), limit + 1),
+            )
+            rows = cur.fetchall()
+            if len(rows) > limit:
+                cur.execute(
+                    f"{select}{column} IN ({','.join('?' * len(values))})", (*args, *values)
+                )
+                rows = cur.fetchall()
+        return {r[0]: r for r in rows}
+
     def object_records(self, remote: str, keys: list[str]) -> dict[str, ObjectRecord]:
         """``object_record`` for many keys of one remote in one query."""
         if not keys:

@@ -1,0 +1,84 @@
+"""Files sorted by key on disk: what `sync` marches against the remote listing.
+
+The march needs the source side in key order, and keys need not come in scan order (a
+template, NFC normalisation), so the examined files go into a private temporary SQLite
+database (removed when it is closed) and come back ``ORDER BY key``; SQLite sorts with a
+bounded page cache and spills to its file, so memory does not grow with the tree.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from hoard.model import LocalFile
+
+if TYPE_CHECKING:
+    from hoard.push import Examined
+
+CACHE_KIB = 8192
+BATCH = 1024
+_COLUMNS = 15
+
+
+class SortedByKey:
+    """Add examined files in any order; read them back by key (ties in the order added)."""
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute(
+            "CREATE TABLE files (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, hash TEXT, "
+            "hashed INTEGER, path TEXT, root TEXT, rel_path TEXT, size INTEGER, "
+            "mtime_ns INTEGER, ctime_ns INTEGER, atime_ns INTEGER, birthtime_ns INTEGER, "
+            "inode INTEGER, dev INTEGER, base_given INTEGER)"
+        )
+
+    def add_all(self, examined: Iterable[Examined]) -> None:
+        rows: list[tuple[object, ...]] = []
+        for e in examined:
+            f = e.file
+            rows.append(
+                (
+                    None,
+                    e.key,
+                    e.hash,
+                    e.hashed,
+                    f.path,
+                    f.root,
+                    f.rel_path,
+                    f.size,
+                    f.mtime_ns,
+                    f.ctime_ns,
+                    f.atime_ns,
+                    f.birthtime_ns,
+                    f.inode,
+                    f.dev,
+                    f.base_given,
+                )
+            )
+            if len(rows) >= BATCH:
+                self._insert(rows)
+                rows = []
+        self._insert(rows)
+
+    def _insert(self, rows: list[tuple[object, ...]]) -> None:
+        if rows:
+            self._db.executemany(f"INSERT INTO files VALUES ({','.join('?' * _COLUMNS)})", rows)
+
+    def sorted(self) -> Iterator[tuple[str, Examined]]:
+        from hoard.push import Examined
+
+        cur = self._db.execute("SELECT * FROM files ORDER BY key, seq")
+        while rows := cur.fetchmany(BATCH):
+            for r in rows:
+                f = LocalFile(
+                    r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], bool(r[14])
+                )
+                yield r[1], Examined(f, r[1], r[2], bool(r[3]))
+
+    def close(self) -> None:
+        self._db.close()
