@@ -51,7 +51,9 @@ def timed(label: str, fn: Callable[[str], None]) -> None:
     c0, t0 = cpu(), time.perf_counter()
     fn(b)
     c1, t1 = cpu(), time.perf_counter()
-    print(f"{label:40s} wall {t1 - t0:6.2f} s  CPU {c1 - c0:6.2f} s  {1e3 * (c1 - c0) / N:.2f} ms/req")
+    print(
+        f"{label:40s} wall {t1 - t0:6.2f} s  CPU {c1 - c0:6.2f} s  {1e3 * (c1 - c0) / N:.2f} ms/req"
+    )
 
 
 def botocore_threads(b: str) -> None:
