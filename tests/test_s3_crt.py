@@ -269,6 +269,12 @@ def test_a_proxy_or_a_configured_endpoint_keeps_botocore(monkeypatch: pytest.Mon
     assert s3_crt.needs_botocore({}, None) is None
     assert s3_crt.needs_botocore({"endpoint_url": "http://x"}, None)
     assert s3_crt.needs_botocore({"endpoint_url": "http://x"}, "http://y") is None
+    # the AWS CLI's transfer settings and an addressing style (hoard sets its own) keep the CRT
+    cli = {"max_concurrent_requests": "16", "multipart_threshold": "64MB",
+           "addressing_style": "path"}
+    assert s3_crt.needs_botocore({"s3": cli}, None) is None
+    assert s3_crt.needs_botocore({"s3": {**cli, "use_accelerate_endpoint": "true"}}, None) == (
+        "the AWS config's s3 section sets use_accelerate_endpoint")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
     assert s3_crt.configured_endpoint(None) == "http://127.0.0.1:1"
     assert s3_crt.configured_endpoint("http://o") == "http://o"

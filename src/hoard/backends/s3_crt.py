@@ -70,13 +70,21 @@ _BOTOCORE_ONLY_ENV = (
     "http_proxy",
     "https_proxy",
 )
-#: AWS config file settings likewise (an endpoint there, an ``s3 =`` section, …)
+#: AWS config file settings likewise (an endpoint there, FIPS, dual-stack, …)
 _BOTOCORE_ONLY_CONFIG = (
     "endpoint_url",
     "services",
     "use_fips_endpoint",
     "use_dualstack_endpoint",
-    "s3",
+)
+#: Settings of the config's ``s3 =`` section that change where botocore sends a request. The
+#: AWS CLI's transfer settings (max_concurrent_requests, multipart_threshold, …) do not, and
+#: addressing_style is overridden by hoard's own (--path-style), so those keep the CRT.
+_BOTOCORE_ONLY_S3 = (
+    "use_accelerate_endpoint",
+    "use_dualstack_endpoint",
+    "us_east_1_regional_endpoint",
+    "use_arn_region",
 )
 
 
@@ -124,6 +132,10 @@ def needs_botocore(scoped_config: Mapping[str, Any], endpoint_url: str | None) -
     for name in _BOTOCORE_ONLY_CONFIG:
         if name in scoped_config and (endpoint_url is None or name != "endpoint_url"):
             return f"the AWS config sets {name}"
+    s3 = scoped_config.get("s3")
+    for name in _BOTOCORE_ONLY_S3:
+        if isinstance(s3, Mapping) and name in s3:
+            return f"the AWS config's s3 section sets {name}"
     return None
 
 
@@ -351,7 +363,7 @@ def make_path(
     endpoint_url = configured_endpoint(endpoint_url)
     why = needs_botocore(session.get_scoped_config(), endpoint_url)
     if why:
-        log.debug("%s: all S3 requests go through botocore", why)
+        log.info("%s: all S3 requests go through botocore", why)
         return None
     credentials = session.get_credentials()
     if credentials is None:
