@@ -3,7 +3,7 @@
 Keys are full keys inside the store (bucket, container or folder); the remote URL's prefix is
 joined by the caller. Backends translate every SDK error into ``hoard.errors`` classes
 (`NotFound`, `Transient`, `PermissionDenied`, `NotWarm`, …); nothing else leaves this package.
-A backend instance may be used from several threads: it keeps per-thread SDK clients itself.
+A backend instance may be used from several threads: it keeps its SDK clients safe for that.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """S3-compatible stores through boto3 (AWS, MinIO, R2, Wasabi, GCS's S3 API, SeaweedFS).
 
-One botocore client per thread (clients are never shared across threads); retries are left to
+One botocore client shared by every thread (botocore's low-level clients are thread-safe; one
+client per thread cost a service-model load and ~20 ms of CPU for each of a restore's range
+threads), small objects through awscrt (``s3_crt``); retries are left to
 ``wrappers.Retrying`` so they are the same for every backend. Every body carries Content-MD5,
 so the store rejects a corrupted transfer instead of storing it. Files above the multipart
 threshold go up in parts, bounded in memory by one part per worker.
@@ -205,11 +207,11 @@ class S3Backend(Backend):
             "request_checksum_calculation": "when_required",
             "response_checksum_validation": "when_required",
             "user_agent_extra": "hoard",
-            "max_pool_connections": 4,
+            # uploads keep 2 x workers requests in flight, a restore up to 4 ranges per file
+            "max_pool_connections": 4 * self.workers + 4,
         }
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._clients: builtins.list[Any] = []
+        self._shared_client: Any = None
         self._session: Any = None
         self._crt_path: Any = None  # s3_crt.CrtPath once made; False: botocore only
         self._sender = parts.PartSender(self.workers)
@@ -229,24 +231,23 @@ class S3Backend(Backend):
         return self._session, region or "us-east-1"
 
     def _client(self) -> Any:
-        """This thread's client. Clients are never shared across threads; they are made from
-        one botocore session (not thread-safe, hence the lock), so the service model loads
-        once, and only when a request is first needed: a run with nothing to send never pays
-        for importing the SDK."""
-        client = getattr(self._local, "client", None)
+        """The botocore client, shared by every thread. It is made from one botocore session
+        (not thread-safe, hence the lock) when a request is first needed: a run with nothing
+        to send never pays for importing the SDK."""
+        client = self._shared_client
         if client is None:
             from botocore.config import Config
 
             with self._lock:
-                session, region = self._botocore_session()
-                client = session.create_client(
-                    "s3",
-                    endpoint_url=self.endpoint_url,
-                    region_name=region,
-                    config=Config(**self._config_args),
-                )
-                self._clients.append(client)
-            self._local.client = client
+                if self._shared_client is None:
+                    session, region = self._botocore_session()
+                    self._shared_client = session.create_client(
+                        "s3",
+                        endpoint_url=self.endpoint_url,
+                        region_name=region,
+                        config=Config(**self._config_args),
+                    )
+                client = self._shared_client
         return client
 
     def _crt(self) -> Any:
@@ -577,9 +578,9 @@ class S3Backend(Backend):
     def close(self) -> None:
         self._sender.close()
         with self._lock:
-            for client in self._clients:
-                client.close()
-            self._clients.clear()
+            if self._shared_client is not None:
+                self._shared_client.close()
+            self._shared_client = None
             if self._crt_path:
                 self._crt_path.close()
             self._crt_path = None
