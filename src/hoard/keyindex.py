@@ -18,9 +18,10 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from hoard.scratch import scratch_db
+
 #: Page cache of the temporary database: beyond it SQLite spills to its file. Its journal
 #: (kept in memory, to roll a batch back) holds one batch at most.
-CACHE_KIB = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +41,7 @@ class KeyIndex:
     """key → (the first path that rendered it, its action kind), in a temporary database."""
 
     def __init__(self) -> None:
-        # "" opens a private, temporary on-disk database, removed when it is closed.
-        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
-        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        self._db.execute("PRAGMA journal_mode=MEMORY")
-        self._db.execute("PRAGMA synchronous=OFF")
+        self._db = scratch_db()
         self._db.execute(
             "CREATE TABLE keys (key TEXT PRIMARY KEY, path TEXT NOT NULL, kind TEXT NOT NULL) "
             "WITHOUT ROWID"

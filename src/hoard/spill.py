@@ -8,16 +8,15 @@ bounded page cache and spills to its file, so memory does not grow with the tree
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from hoard.model import LocalFile
+from hoard.scratch import scratch_db
 
 if TYPE_CHECKING:
     from hoard.push import Examined
 
-CACHE_KIB = 8192
 BATCH = 1024
 _COLUMNS = 15
 
@@ -26,10 +25,7 @@ class SortedByKey:
     """Add examined files in any order; read them back by key (ties in the order added)."""
 
     def __init__(self) -> None:
-        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
-        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")
+        self._db = scratch_db()
         self._db.execute(
             "CREATE TABLE files (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, hash TEXT, "
             "hashed INTEGER, path TEXT, root TEXT, rel_path TEXT, size INTEGER, "
