@@ -1,8 +1,9 @@
 """S3-compatible stores through boto3 (AWS, MinIO, R2, Wasabi, GCS's S3 API, SeaweedFS).
 
-One botocore client shared by every thread (botocore's low-level clients are thread-safe; one
-client per thread cost a service-model load and ~20 ms of CPU for each of a restore's range
-threads), small objects through awscrt (``s3_crt``); retries are left to
+One botocore client shared by every thread (botocore's low-level clients are thread-safe; the
+first client costs ~150 ms of CPU for the service model and endpoint rules, each further one
+~4 ms, and a restore has up to 4 range threads per worker), small objects through awscrt
+(``s3_crt``); retries are left to
 ``wrappers.Retrying`` so they are the same for every backend. Every body carries Content-MD5,
 so the store rejects a corrupted transfer instead of storing it. Files above the multipart
 threshold go up in parts, bounded in memory by one part per worker.
