@@ -241,8 +241,8 @@ def test_local_full_disk_is_disk_full_and_keeps_nothing_partial(tmp_path: Path) 
     mnt.mkdir()
     if os.geteuid() != 0 or os.system(f"mount -t tmpfs -o size=256k tmpfs {mnt} 2>/dev/null"):
         pytest.skip("needs root to mount a small tmpfs")
+    b = LocalBackend(str(mnt / "remote"))
     try:
-        b = LocalBackend(str(mnt / "remote"))
         _put(b, "fits", _file(tmp_path, os.urandom(64 * 1024), "small"))
         with pytest.raises(DiskFull) as err:
             _put(b, "too-big", _file(tmp_path, os.urandom(512 * 1024), "big"))
@@ -251,7 +251,8 @@ def test_local_full_disk_is_disk_full_and_keeps_nothing_partial(tmp_path: Path) 
         leftovers = [p for p in (mnt / "remote").rglob("*") if p.name.startswith(".hoard-tmp")]
         assert leftovers == []
     finally:
-        os.system(f"umount {mnt}")
+        b.close()  # it holds the root open (for syncfs); umount refuses a busy file system
+        assert os.system(f"umount {mnt}") == 0
 
 
 def test_remote_urls() -> None:
