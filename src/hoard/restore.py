@@ -417,16 +417,13 @@ def run_restore(
             )
             result.thaw_requested += 1
             pending.append(step)
-        download_all(
-            [st for st in steps if st.kind == "download"],
-            s.workers,
-            catalog,
-            backends,
-            clock,
-            result,
-            job,
-            (RANGE_BYTES, RANGE_WORKERS),
-        )
+
+        def download(todo: list[Step]) -> None:
+            download_all(
+                todo, s.workers, catalog, backends, clock, result, job, (RANGE_BYTES, RANGE_WORKERS)
+            )
+
+        download([st for st in steps if st.kind == "download"])
         delay = s.poll_s
         while s.wait and pending:
             sleep(delay)
@@ -441,16 +438,7 @@ def run_restore(
                     )
                 else:
                     still.append(step)
-            download_all(
-                ready,
-                s.workers,
-                catalog,
-                backends,
-                clock,
-                result,
-                job,
-                (RANGE_BYTES, RANGE_WORKERS),
-            )
+            download(ready)
             result.steps.extend(ready)
             pending = still
         result.pending = len(pending)
