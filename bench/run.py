@@ -207,6 +207,10 @@ def install(profile: bool) -> None:
         failed = subprocess.run(check, capture_output=True, text=True)
         if failed.returncode != 0:
             sys.exit(f"hoard does not start:\n{failed.stderr[-1500:]}")
+    # An editable install leaves hoard's bytecode to be written on first import, which
+    # PYTHONDONTWRITEBYTECODE (set on some machines) forbids: every run would then compile the
+    # modules changed since. Compile them now, as `pip install .` does for an installed copy.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "src")], check=True)
 
 
 def source_digest() -> str:

@@ -9,12 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import make_tree
 
-#: A quiet no-change push needs none of these: the progress display, restore, the workflow
-#: scheduler and config parser, or any S3 SDK (there is nothing to send).
+#: A quiet no-change push needs none of these: the progress display, restore, sync, the workflow
+#: scheduler and config parser, the S3 backend or any S3 SDK (there is nothing to send), nor
+#: platformdirs or socket (a few ms each, on Linux worked out without them).
 NOT_NEEDED = ("rich", "hoard.restore", "hoard.cli_restore", "hoard.cli_workflows", "hoard.config",
-              "croniter", "boto3", "botocore.session", "botocore.client", "awscrt", "psutil")
+              "hoard.sync", "hoard.backends.s3", "croniter", "boto3", "botocore", "awscrt",
+              "psutil", "platformdirs", "socket")
 
 PROBE = """
 import atexit, runpy, sys
@@ -69,3 +73,18 @@ def test_every_lazy_command_loads() -> None:
     for name in LAZY_COMMANDS:
         command = main.get_command(ctx, name)
         assert command is not None and command.name == name
+
+
+@pytest.mark.parametrize("xdg", [None, "", "  ", "/srv/xdg data"])
+def test_the_default_data_folder_is_platformdirs_own(
+    monkeypatch: pytest.MonkeyPatch, xdg: str | None
+) -> None:
+    import platformdirs
+
+    from hoard.cli_common import data_dir
+
+    if xdg is None:
+        monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_DATA_HOME", xdg)
+    assert data_dir() == platformdirs.user_data_dir("hoard", appauthor=False)

@@ -21,7 +21,7 @@ from hoard.backends.registry import (
     Remote,
     RemoteOptions,
     capabilities_of,
-    open_backend,
+    open_lazily,
     parse_remote,
 )
 from hoard.catalog import Catalog
@@ -176,9 +176,8 @@ def _prepare(
     opts: TransferOptions, s3: RemoteOptions, sources: tuple[str, ...], url: str, base: str | None
 ) -> tuple[Remote, PushSettings, RemoteOptions]:
     remote = parse_remote(url)
-    caps = capabilities_of(remote)
-    if opts.tier is not None and opts.tier not in caps.tiers:
-        raise UsageError(f"--tier {opts.tier}: {remote.scheme} offers {', '.join(caps.tiers)}")
+    if opts.tier is not None and opts.tier not in (tiers := capabilities_of(remote).tiers):
+        raise UsageError(f"--tier {opts.tier}: {remote.scheme} offers {', '.join(tiers)}")
     Template.compile(opts.template)
     s3 = replace(
         s3,
@@ -214,7 +213,7 @@ def _run(
     s3: RemoteOptions,
     job: Callable[[Backend, console.ConsoleReporter], R],
 ) -> tuple[R, float]:
-    backend = open_backend(remote, s3)
+    backend = open_lazily(remote, s3)
     t0 = time.monotonic()
     try:
         with console.ConsoleReporter(sys.stderr, quiet=opts.quiet or opts.as_json) as reporter:

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 from hoard.model import Action, Delete, Problem
 from hoard.plan import Plan
 from hoard.push import PushResult
-from hoard.sync import SyncResult
 from hoard.units import format_duration, format_size, format_time
 
 if TYPE_CHECKING:  # rich loads only when something is drawn: a quiet run never pays for it
     from rich.console import Console
     from rich.progress import Progress
+
+    from hoard.sync import SyncResult
 
 log = logging.getLogger("hoard")
 
@@ -142,11 +143,7 @@ def summary_line(r: PushResult, elapsed_s: float) -> str:
         f"scanned={c['scanned']} uploaded={c['uploaded']}{resumed} skipped={c['skipped']} "
         f"failed={c['failed']}"
     )
-    if isinstance(r, SyncResult):
-        if r.delete_requested:
-            line += f" deleted={r.deleted} delete_withheld={r.delete_withheld}"
-        elif r.extras:
-            line += f" extras={r.extras}"
+    line += r.summary_extra()
     line += f" bytes={format_size(c['bytes'])} elapsed={format_duration(elapsed_s)}"
     if r.warnings:
         line += f" warnings={r.warnings}"

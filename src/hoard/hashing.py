@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any, Protocol
 
@@ -24,6 +23,8 @@ def new_hasher(algorithm: str, size_hint: int = 0) -> _Hasher:
             return blake3(max_threads=blake3.AUTO)
         return blake3()
     if algorithm == "sha256":
+        import hashlib  # OpenSSL's load is ~3 ms of start-up; blake3 is the default
+
         return hashlib.sha256()
     raise ValueError(f"unknown hash algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
 

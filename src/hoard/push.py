@@ -84,6 +84,10 @@ class PushResult:
     def warnings(self) -> int:
         return sum(1 for p in self.plan.problems if not p.fails)
 
+    def summary_extra(self) -> str:
+        """What the one-line summary adds after the failed count (a sync's deletes)."""
+        return ""
+
     def counts(self) -> dict[str, int]:
         return {
             "scanned": self.scan.files,

@@ -89,6 +89,11 @@ class SyncResult(PushResult):
     def extras(self) -> int:
         return len(self.plan.deletes)
 
+    def summary_extra(self) -> str:
+        if self.delete_requested:
+            return f" deleted={self.deleted} delete_withheld={self.delete_withheld}"
+        return f" extras={self.extras}" if self.extras else ""
+
     def counts(self) -> dict[str, int]:
         return {
             **super().counts(),

@@ -101,6 +101,27 @@ def capabilities_of(remote: Remote) -> Capabilities:
     return localfs.CAPABILITIES
 
 
+def s3_store_url(bucket: str, endpoint_url: str | None) -> str:
+    """How the catalog names an S3 store: the bucket, and the endpoint unless it is AWS's."""
+    return f"s3://{bucket}" + (f"?endpoint={endpoint_url}" if endpoint_url else "")
+
+
+def open_lazily(
+    remote: Remote, remote_options: RemoteOptions | None = None, policy: RetryPolicy | None = None
+) -> Backend:
+    """``open_backend`` for a run that may make no request at all (a no-change rerun): an S3
+    store is opened, and its module imported, on first use."""
+    if remote.scheme != "s3":
+        return open_backend(remote, remote_options, policy)
+    from hoard.backends.deferred import Deferred
+
+    endpoint_url = (remote_options or RemoteOptions()).endpoint_url
+    return Deferred(
+        s3_store_url(remote.store, endpoint_url),
+        lambda: open_backend(remote, remote_options, policy),
+    )
+
+
 _MEMORY_STORES: dict[str, Backend] = {}
 
 

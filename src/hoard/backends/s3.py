@@ -30,6 +30,7 @@ from hoard.backends.base import (
     PartRecord,
     PutResult,
 )
+from hoard.backends.registry import s3_store_url
 from hoard.backends.wrappers import AdaptiveLimit, RetryPolicy
 from hoard.errors import (
     BackendError,
@@ -190,7 +191,7 @@ class S3Backend(Backend):
     ) -> None:
         self.bucket = bucket
         self.endpoint_url = endpoint_url
-        self.url = f"s3://{bucket}" + (f"?endpoint={endpoint_url}" if endpoint_url else "")
+        self.url = s3_store_url(bucket, endpoint_url)
         self.profile = profile
         self.region = region
         self.multipart_threshold_bytes = multipart_threshold_bytes
