@@ -270,6 +270,11 @@ class CrtPath:
         call = self._send("GET", key, [("Range", range_header)], what, limit=length)
         return b"".join(call.chunks)
 
+    def list_page(self, query: str, what: str) -> bytes:
+        """One ListObjectsV2 page (``query`` from ``s3_list.page_query``): its XML answer."""
+        path = f"{self.endpoint.base or '/'}?{query}"
+        return b"".join(self._send("GET", "", [], what, path=path, limit=16 << 20).chunks)
+
     def _send(
         self,
         method: str,
@@ -279,6 +284,7 @@ class CrtPath:
         *,
         body: bytes | None = None,
         limit: int | None = None,
+        path: str | None = None,
     ) -> _Call:
         from awscrt import http, s3
 
@@ -287,7 +293,7 @@ class CrtPath:
         all_headers = [("Host", self.endpoint.host), ("User-Agent", self._user_agent), *headers]
         request = http.HttpRequest(
             method,
-            self.endpoint.path(key),
+            path or self.endpoint.path(key),
             http.HttpHeaders(all_headers),
             io.BytesIO(body) if body is not None else None,
         )
@@ -298,7 +304,9 @@ class CrtPath:
         try:
             meta = self._client.make_request(
                 type=s3.S3RequestType.DEFAULT,
-                operation_name="PutObject" if method == "PUT" else "GetObject",
+                operation_name=(
+                    "PutObject" if method == "PUT" else "ListObjectsV2" if path else "GetObject"
+                ),
                 request=request,
                 on_headers=call.on_headers,
                 on_body=call.on_body,
