@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, cast
 
 from botocore import exceptions as bexc
 
-from hoard.backends import parts, s3_crt
+from hoard.backends import parts, s3_crt, s3_listing
 from hoard.backends.base import (
     Backend,
     Capabilities,
@@ -154,6 +154,10 @@ def translate(exc: Exception, what: str) -> Exception:
     if isinstance(exc, bexc.BotoCoreError):
         return BackendError(f"{what}: {exc}")
     return exc
+
+
+def _tier_of(storage_class: str) -> str:
+    return _TIER_OF.get(storage_class, storage_class.lower())
 
 
 def part_size_for(size: int, preferred: int) -> int:
@@ -451,6 +455,19 @@ class S3Backend(Backend):
         )
 
     def list(self, prefix: str = "") -> Iterator[RemoteObject]:
+        what = f"listing s3://{self.bucket}/{prefix}"
+        if crt := self._crt():  # no botocore client (or its parsing) just to list
+            return s3_listing.pages(
+                lambda q: self.policy.call(what, lambda: crt.list_objects(q, what)),
+                prefix,
+                self.list_page_size,
+                _tier_of,
+                COLD,
+                what,
+            )
+        return self._list_botocore(prefix)
+
+    def _list_botocore(self, prefix: str) -> Iterator[RemoteObject]:
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Prefix": prefix, "MaxKeys": self.list_page_size}
@@ -458,9 +475,7 @@ class S3Backend(Backend):
                 kwargs["ContinuationToken"] = token
             page = self._call(f"listing s3://{self.bucket}/{prefix}", "list_objects_v2", **kwargs)
             for item in page.get("Contents", []):
-                tier = _TIER_OF.get(
-                    item.get("StorageClass", "STANDARD"), str(item.get("StorageClass")).lower()
-                )
+                tier = _tier_of(item.get("StorageClass", "STANDARD"))
                 yield RemoteObject(
                     key=item["Key"],
                     size=int(item["Size"]),

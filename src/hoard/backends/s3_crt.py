@@ -34,6 +34,8 @@ log = logging.getLogger("hoard.s3")
 #: timeout notices a dead connection sooner and which streams a read instead of buffering it
 SMALL_PUT_BYTES = 8 << 20
 SMALL_READ_BYTES = 8 << 20
+#: the most a listing page (1,000 keys) may send
+LISTING_BYTES = 64 << 20
 #: a request whose body is still going up is given this long per byte on top of the read
 #: timeout before it counts as stalled (64 KiB/s: a slow uplink, not a dead one)
 SLOWEST_BYTES_PER_S = 64 << 10
@@ -337,6 +339,36 @@ class CrtPath:
             done = client.shutdown_event
             del client
             done.wait(1)  # the CRT closes its connections on its own threads
+
+    def list_objects(self, query: str, what: str) -> bytes:
+        """One ListObjectsV2 of the bucket (``query``: its query string); the XML answer."""
+        from awscrt import http, s3
+
+        if self._client is None:
+            raise BackendError(f"{what}: the connection to the store is closed")
+        headers = [("Host", self.endpoint.host), ("User-Agent", self._user_agent)]
+        request = http.HttpRequest(
+            "GET", f"{self.endpoint.base or '/'}?{query}", http.HttpHeaders(headers)
+        )
+        call = _Call(LISTING_BYTES)
+        with self._lock:
+            self.requests += 1
+        meta = None
+        try:
+            meta = self._client.make_request(
+                type=s3.S3RequestType.DEFAULT,
+                operation_name="ListObjectsV2",
+                request=request,
+                on_headers=call.on_headers,
+                on_body=call.on_body,
+            )
+            failure = self._wait(meta, call, self.read_timeout_s, what)
+        except Exception as exc:
+            failure = error_for_crt(exc, what, self.url, self._for_code)
+        del request, meta  # as in _send: no CRT object may outlive the call in an error
+        if failure is not None:
+            raise failure
+        return b"".join(call.chunks)
 
 
 def make_path(
