@@ -80,3 +80,19 @@ def test_staged_files_get_their_names_only_when_committed(tmp_path: Path) -> Non
     )
     assert all((out / f"d{i % 3}" / f"f{i}.txt").read_bytes() == b"x" * i for i in (0, 5, 7))
     assert not list(out.rglob(f"*{TEMP_SUFFIX}"))
+
+
+def test_long_names_get_distinct_temporary_names_within_the_name_limit(tmp_path: Path) -> None:
+    from hoard.safepath import Folders, stage, temp_name
+
+    a, b = "a" + "é" * 120 + ".jpg", "b" + "é" * 120 + ".jpg"  # 246 bytes each, one suffix
+    assert temp_name(a) != temp_name(b)
+    assert all(len(os.fsencode(temp_name(n))) <= 255 for n in (a, b))
+    assert temp_name("short.jpg") == ".short.jpg.hoard-part"
+    folders = Folders()
+    try:
+        staged = [stage(folders, str(tmp_path), n, writing(n.encode()), None) for n in (a, b)]
+        assert folders.commit(staged) == [None, None]
+    finally:
+        folders.close()
+    assert (tmp_path / a).read_bytes() == a.encode() and (tmp_path / b).read_bytes() == b.encode()

@@ -84,8 +84,10 @@ def download_all(
             folders.sync()
             return
         rows: list[RestoreRow] = []
-        errors = folders.commit([staged for _, staged in placed])
-        for (step, staged), error in zip(placed, errors, strict=True):
+        batch = placed[:]
+        placed.clear()  # a commit that raises (a folder's fsync failed) is not tried again
+        errors = folders.commit([staged for _, staged in batch])
+        for (step, staged), error in zip(batch, errors, strict=True):
             item = step.item
             assert item is not None
             if error is not None:
@@ -112,7 +114,6 @@ def download_all(
         if rows:
             catalog.record_restores(job, rows)
         result.restored += len(rows)
-        placed.clear()
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hoard-restore")
     futures: list[tuple[Step, Future[Staged]]] = []

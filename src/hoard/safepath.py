@@ -290,6 +290,18 @@ class Staged:
     durable: bool  # fsynced already (where the batch cannot be synced at once)
 
 
+def temp_name(name: str) -> str:
+    """The temporary name of a file being restored as ``name``: ``.NAME.hoard-part``, or for a
+    name too long for that, one derived from a hash of it (so two long names never share one;
+    a staged file keeps its temporary name until its batch is committed)."""
+    tmp = f".{name}{TEMP_SUFFIX}"
+    if len(os.fsencode(tmp)) <= 255:
+        return tmp
+    import hashlib
+
+    return f".{hashlib.sha256(os.fsencode(name)).hexdigest()[:40]}{TEMP_SUFFIX}"
+
+
 def stage(
     folders: Folders, root: str, rel: str, write: Callable[[int], None], mtime_ns: int | None
 ) -> Staged:
@@ -306,7 +318,7 @@ def stage(
                 raise UnsafePath(f"{os.path.join(root, rel)} is a symlink; not replaced")
         except FileNotFoundError:
             pass
-        tmp = f".{name}{TEMP_SUFFIX}"[-255:]
+        tmp = temp_name(name)
         tfd = os.open(
             tmp,
             os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
