@@ -98,8 +98,10 @@ class Folders:
     Durability in bulk: files are written under temporary names (``stage``) and ``commit``
     makes a batch of them durable with one ``syncfs`` per file system (``durable``; where it is
     not available each file was fsynced when staged), only then renames them into place, and
-    fsyncs each folder that got a new entry (a file renamed into it, a subfolder created) once.
-    A caller records a file as done only after the ``commit`` that renamed it returned.
+    then makes the folders that got a new entry (a file renamed into it, a subfolder created)
+    durable: with a second ``syncfs`` when every folder is on one file system, else with an
+    fsync of each. A caller records a file as done only after the ``commit`` that renamed it
+    returned.
     """
 
     def __init__(self, limit: int = 64) -> None:
@@ -156,29 +158,48 @@ class Folders:
             return fd
 
     def _trim(self) -> None:
-        """Close idle folders beyond the limit, oldest first; a changed one is fsynced first."""
+        """Close idle folders beyond the limit, oldest first. A changed folder is kept open
+        for the next ``sync`` unless four times the limit are open; then it is fsynced first."""
         if len(self._open) <= self.limit:
             return
         for key, (fd, users) in list(self._open.items()):
             if len(self._open) <= self.limit:
                 return
+            if users == 0 and key not in self._changed:
+                del self._open[key]
+                os.close(fd)
+        for key, (fd, users) in list(self._open.items()):
+            if len(self._open) <= 4 * self.limit:
+                return
             if users == 0:
-                if key in self._changed:
-                    os.fsync(fd)
-                    self._changed.discard(key)
+                os.fsync(fd)
+                self._changed.discard(key)
                 del self._open[key]
                 os.close(fd)
 
     def sync(self) -> None:
-        """fsync every folder changed since the last sync, once."""
+        """Make the entries of every folder changed since the last sync durable: one syncfs
+        when all the folders are on one file system that has it, else an fsync of each."""
         with self._lock:
+            if not self._changed:
+                return
             todo = list(self._changed)
             self._changed.clear()
+            if len(self._watch) == 1:
+                whole = next(iter(self._watch.values()))
+                todo = []
             fds = []
             for key in todo:
                 entry = self._open[key]  # a changed folder is never closed before its fsync
                 entry[1] += 1
                 fds.append(entry[0])
+        if not todo:
+            try:
+                durable.syncfs(whole)
+            finally:
+                with self._lock:
+                    self._trim()  # changed folders kept open for this sync may close now
+            return
         try:
             for fd in fds:
                 os.fsync(fd)
