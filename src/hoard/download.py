@@ -7,11 +7,11 @@ collects staged files and commits them in batches of up to BATCH_FILES (or once 
 waited BATCH_NS): one ``syncfs`` makes the batch's bytes durable (elsewhere each file was
 fsynced when staged), then each file is renamed into place, the new names are made durable (a
 second ``syncfs``, or an fsync of each folder that got one: ``Folders.commit``), and only then
-does the catalog record the batch. So, after a
-crash or power loss: a file under its final name is always complete and verified; a file the
-catalog records as restored has a durable name; a file renamed but not yet recorded may or may
-not be there, and the next run verifies it by hash and adopts it, or downloads it again; a file
-staged but not yet renamed is left under its temporary name, which the next run overwrites.
+does the catalog record the batch. So, after a crash or power loss: a file under its final
+name is always complete and verified; a file the catalog records as restored has a durable
+name; a file renamed but not yet recorded may or may not be there, and the next run verifies it
+by hash and adopts it, or downloads it again; a file staged but not yet renamed is left under
+its temporary name, which the next run overwrites.
 """
 
 from __future__ import annotations
