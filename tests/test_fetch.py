@@ -8,6 +8,8 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from hoard.fetch import InOrderHash
 from hoard.hashing import hash_bytes
 
@@ -57,11 +59,13 @@ def test_a_symlink_planted_after_a_folder_was_opened_redirects_nothing(tmp_path:
     assert (out / "moved" / "a.jpg").stat().st_mtime_ns == 10**18
 
 
-def test_staged_files_get_their_names_only_when_committed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
+def test_staged_files_get_their_names_only_when_committed(tmp_path: Path, syncfs: bool) -> None:
     from hoard.safepath import TEMP_SUFFIX, Folders, stage
 
     out = tmp_path / "out"
     folders = Folders()
+    folders.batch_durable &= syncfs  # False: as where syncfs does not exist (fsync per file)
     try:
         staged = [
             stage(folders, str(out), f"d{i % 3}/f{i}.txt", writing(b"x" * i), None)

@@ -185,15 +185,13 @@ class Folders:
                 return
             todo = list(self._changed)
             self._changed.clear()
-            if len(self._watch) == 1:
-                whole = next(iter(self._watch.values()))
-                todo = []
+            whole = next(iter(self._watch.values())) if len(self._watch) == 1 else None
             fds = []
-            for key in todo:
+            for key in todo if whole is None else []:
                 entry = self._open[key]  # a changed folder is never closed before its fsync
                 entry[1] += 1
                 fds.append(entry[0])
-        if not todo:
+        if whole is not None:
             try:
                 durable.syncfs(whole)
             finally:
@@ -210,9 +208,10 @@ class Folders:
                 self._trim()
 
     def commit(self, staged: list[Staged]) -> list[Exception | None]:
-        """Make the staged files durable, rename each into place and fsync the folders that
-        changed; returns, for each file, None (it is in place, durably) or why it is not (its
-        temporary file was removed)."""
+        """Make the staged files durable, rename each into place and make the new names
+        durable (``sync``); returns, for each file, None (it is in place, durably) or why it is
+        not (its temporary file was removed). Raises OSError when the names cannot be made
+        durable."""
         failed: list[Exception | None] = [None] * len(staged)
         synced = set()
         for device in {s.device for s in staged if not s.durable}:
