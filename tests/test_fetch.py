@@ -8,6 +8,8 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from hoard.fetch import InOrderHash
 from hoard.hashing import hash_bytes
 
@@ -37,18 +39,64 @@ def writing(data: bytes) -> Callable[[int], None]:
 
 
 def test_a_symlink_planted_after_a_folder_was_opened_redirects_nothing(tmp_path: Path) -> None:
-    from hoard.safepath import Folders, place
+    from hoard.safepath import Folders, stage
 
     out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
     elsewhere.mkdir()
     folders = Folders()
     try:
-        place(folders, str(out), "album/a.jpg", writing(b"a"), 10**18)
+        assert folders.commit([stage(folders, str(out), "album/a.jpg", writing(b"a"), 10**18)]) == [
+            None
+        ]
         (out / "album").rename(out / "moved")
         (out / "album").symlink_to(elsewhere)
-        place(folders, str(out), "album/b.jpg", writing(b"b"), None)
+        b = stage(folders, str(out), "album/b.jpg", writing(b"b"), None)
+        assert folders.commit([b]) == [None]
     finally:
         folders.close()
     assert list(elsewhere.iterdir()) == []
     assert sorted(p.name for p in (out / "moved").iterdir()) == ["a.jpg", "b.jpg"]
     assert (out / "moved" / "a.jpg").stat().st_mtime_ns == 10**18
+
+
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
+def test_staged_files_get_their_names_only_when_committed(tmp_path: Path, syncfs: bool) -> None:
+    from hoard.safepath import TEMP_SUFFIX, Folders, stage
+
+    out = tmp_path / "out"
+    folders = Folders()
+    folders.batch_durable &= syncfs  # False: as where syncfs does not exist (fsync per file)
+    try:
+        staged = [
+            stage(folders, str(out), f"d{i % 3}/f{i}.txt", writing(b"x" * i), None)
+            for i in range(9)
+        ]
+        assert not list(out.rglob("f*.txt"))  # only temporary names so far
+        assert len(list(out.rglob(f"*{TEMP_SUFFIX}"))) == 9
+        (out / "d1" / f".f4.txt{TEMP_SUFFIX}").unlink()  # lost meanwhile: that file fails
+        errors = folders.commit(staged)
+    finally:
+        folders.close()
+    assert [type(e).__name__ for e in errors if e] == ["FileNotFoundError"]
+    assert errors[4] is not None
+    assert sorted(p.name for p in out.rglob("f*.txt")) == sorted(
+        f"f{i}.txt" for i in range(9) if i != 4
+    )
+    assert all((out / f"d{i % 3}" / f"f{i}.txt").read_bytes() == b"x" * i for i in (0, 5, 7))
+    assert not list(out.rglob(f"*{TEMP_SUFFIX}"))
+
+
+def test_long_names_get_distinct_temporary_names_within_the_name_limit(tmp_path: Path) -> None:
+    from hoard.safepath import Folders, stage, temp_name
+
+    a, b = "a" + "é" * 120 + ".jpg", "b" + "é" * 120 + ".jpg"  # 246 bytes each, one suffix
+    assert temp_name(a) != temp_name(b)
+    assert all(len(os.fsencode(temp_name(n))) <= 255 for n in (a, b))
+    assert temp_name("short.jpg") == ".short.jpg.hoard-part"
+    folders = Folders()
+    try:
+        staged = [stage(folders, str(tmp_path), n, writing(n.encode()), None) for n in (a, b)]
+        assert folders.commit(staged) == [None, None]
+    finally:
+        folders.close()
+    assert (tmp_path / a).read_bytes() == a.encode() and (tmp_path / b).read_bytes() == b.encode()

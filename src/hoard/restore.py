@@ -115,28 +115,28 @@ def _from_metadata(
     return Item(store, key, size, recorded.hash, recorded.mtime_ns, recorded.rel_path, None, tier)
 
 
-def _from_catalog(o: StoredObject) -> Item:
-    item = _from_metadata(o.remote, o.key, o.size, o.tier, o.metadata, o.key)
+def _from_catalog(o: StoredObject, recorded: meta.Recorded | None = None) -> Item:
+    """The item for a catalog record; ``recorded``: its metadata, when already decoded."""
+    recorded = recorded or meta.read(o.metadata)
+    if recorded is None:
+        return Item(o.remote, o.key, o.size, o.hash, None, o.key, o.path, o.tier)
     return Item(
-        item.store,
-        item.key,
-        item.size,
-        o.hash or item.hash,
-        item.mtime_ns,
-        item.rel_path,
-        o.path,
-        o.tier,
-    )
+        o.remote, o.key, o.size, o.hash or recorded.hash, recorded.mtime_ns, recorded.rel_path,
+        o.path, o.tier,
+    )  # fmt: skip
 
 
 def select_prefix(backend: Backend, prefix: str, catalog: Catalog) -> list[Item]:
     """Every object under ``prefix``: the catalog's record where it has one, else the
-    object's own metadata (a lost laptop is not a lost map)."""
+    object's own metadata (a lost laptop is not a lost map). The catalog is read once for
+    the whole prefix, not once per object."""
+    known = {o.key: o for o in catalog.objects_under(backend.url, prefix)}
     items = []
     for obj in backend.list(prefix):
-        known = catalog.object_details(backend.url, obj.key)
-        if known is not None and meta.read(known.metadata) is not None:
-            items.append(_from_catalog(known))
+        record = known.get(obj.key)
+        recorded = meta.read(record.metadata) if record is not None else None
+        if record is not None and recorded is not None:
+            items.append(_from_catalog(record, recorded))
             continue
         md = (
             dict(obj.metadata)

@@ -4,13 +4,14 @@ Every relative path is checked (no `..`, `.` or empty segment, not absolute, no 
 no drive letter, no control character). Folders are then walked and created through directory
 file descriptors opened with O_NOFOLLOW, so a symlink planted anywhere below the target — even
 one created while the restore runs — makes that file fail instead of redirecting the write.
-A file is written to a temporary name beside its final one, given its mtime, fsynced and
-renamed into place: an interrupted restore, even by a power loss, never leaves a partial file
-under a final name.
+A file is written to a temporary name beside its final one and given its mtime; a batch of such
+files is made durable (one syncfs, or an fsync each) and only then renamed into place: an
+interrupted restore, even by a power loss, never leaves a partial file under a final name.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
@@ -19,8 +20,12 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 
+from hoard import durable
 from hoard.errors import HoardError
+
+log = logging.getLogger("hoard.restore")
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 TEMP_SUFFIX = ".hoard-part"
@@ -90,16 +95,24 @@ class Folders:
     in it, so a symlink planted later cannot redirect anything: hoard writes through the folder
     it opened, not through a path. At most ``limit`` idle folders stay open.
 
-    Durability in bulk: a folder that got a new entry (a file renamed into it, a subfolder
-    created) is marked changed, and ``sync()`` fsyncs each changed folder once. A caller records
-    a placed file as done only after a ``sync()`` that began after the file was placed.
+    Durability in bulk: files are written under temporary names (``stage``) and ``commit``
+    makes a batch of them durable with one ``syncfs`` per file system (``durable``; where it is
+    not available each file was fsynced when staged), only then renames them into place, and
+    then makes the folders that got a new entry (a file renamed into it, a subfolder created)
+    durable: with a second ``syncfs`` when every folder is on one file system, else with an
+    fsync of each. A caller records a file as done only after the ``commit`` that renamed it
+    returned.
     """
 
     def __init__(self, limit: int = 64) -> None:
         self.limit = limit
+        self.batch_durable = durable.available()
         self._lock = threading.Lock()
         self._open: OrderedDict[tuple[str, tuple[str, ...]], list[int]] = OrderedDict()  # fd, users
         self._changed: set[tuple[str, tuple[str, ...]]] = set()
+        #: a descriptor per file system, opened before anything was written there: syncfs on
+        #: it reports every write-back error since
+        self._watch: dict[int, int] = {}
 
     @contextmanager
     def folder(self, root: str, parts: list[str]) -> Iterator[int]:
@@ -132,7 +145,10 @@ class Folders:
                     self.changed(root, list(parts[:-1]))
         else:
             fd = _open_root(root)
+        device = os.fstat(fd).st_dev if self.batch_durable else 0
         with self._lock:
+            if self.batch_durable and device not in self._watch:
+                self._watch[device] = os.dup(fd)
             entry = self._open.get(key)
             if entry is not None:  # another thread opened it meanwhile
                 os.close(fd)
@@ -142,29 +158,46 @@ class Folders:
             return fd
 
     def _trim(self) -> None:
-        """Close idle folders beyond the limit, oldest first; a changed one is fsynced first."""
+        """Close idle folders beyond the limit, oldest first. A changed folder is kept open
+        for the next ``sync`` unless four times the limit are open; then it is fsynced first."""
         if len(self._open) <= self.limit:
             return
         for key, (fd, users) in list(self._open.items()):
             if len(self._open) <= self.limit:
                 return
+            if users == 0 and key not in self._changed:
+                del self._open[key]
+                os.close(fd)
+        for key, (fd, users) in list(self._open.items()):
+            if len(self._open) <= 4 * self.limit:
+                return
             if users == 0:
-                if key in self._changed:
-                    os.fsync(fd)
-                    self._changed.discard(key)
+                os.fsync(fd)
+                self._changed.discard(key)
                 del self._open[key]
                 os.close(fd)
 
     def sync(self) -> None:
-        """fsync every folder changed since the last sync, once."""
+        """Make the entries of every folder changed since the last sync durable: one syncfs
+        when all the folders are on one file system that has it, else an fsync of each."""
         with self._lock:
+            if not self._changed:
+                return
             todo = list(self._changed)
             self._changed.clear()
+            whole = next(iter(self._watch.values())) if len(self._watch) == 1 else None
             fds = []
-            for key in todo:
+            for key in todo if whole is None else []:
                 entry = self._open[key]  # a changed folder is never closed before its fsync
                 entry[1] += 1
                 fds.append(entry[0])
+        if whole is not None:
+            try:
+                durable.syncfs(whole)
+            finally:
+                with self._lock:
+                    self._trim()  # changed folders kept open for this sync may close now
+            return
         try:
             for fd in fds:
                 os.fsync(fd)
@@ -174,12 +207,46 @@ class Folders:
                     self._open[key][1] -= 1
                 self._trim()
 
+    def commit(self, staged: list[Staged]) -> list[Exception | None]:
+        """Make the staged files durable, rename each into place and make the new names
+        durable (``sync``); returns, for each file, None (it is in place, durably) or why it is
+        not (its temporary file was removed). Raises OSError when the names cannot be made
+        durable."""
+        failed: list[Exception | None] = [None] * len(staged)
+        synced = set()
+        for device in {s.device for s in staged if not s.durable}:
+            fd = self._watch.get(device)
+            try:
+                if durable.syncfs(fd):
+                    synced.add(device)
+            except OSError as exc:  # find the files it was about: fsync each below
+                log.debug("syncfs failed (%s); fsyncing each file of the batch", exc)
+        for i, s in enumerate(staged):
+            try:
+                with self.folder(s.root, list(s.folder)) as fd:
+                    try:
+                        if not s.durable and s.device not in synced:
+                            _fsync_at(fd, s.tmp)
+                        os.rename(s.tmp, s.name, src_dir_fd=fd, dst_dir_fd=fd)
+                    except BaseException:
+                        with suppress(OSError):
+                            os.unlink(s.tmp, dir_fd=fd)
+                        raise
+                self.changed(s.root, list(s.folder))
+            except (OSError, HoardError) as exc:
+                failed[i] = exc
+        self.sync()
+        return failed
+
     def close(self) -> None:
         self.sync()
         with self._lock:
             for fd, _ in self._open.values():
                 os.close(fd)
             self._open.clear()
+            for fd in self._watch.values():
+                os.close(fd)
+            self._watch.clear()
 
 
 def _open_root(root: str) -> int:
@@ -196,6 +263,14 @@ def _open_root(root: str) -> int:
         finally:
             os.close(parent)
     return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _fsync_at(folder: int, name: str) -> None:
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _open_child(root: str, parent: int, name: str, create: bool) -> tuple[int, bool]:
@@ -221,16 +296,40 @@ def _open_child(root: str, parent: int, name: str, create: bool) -> tuple[int, b
     return fd, created
 
 
-def place(
-    folders: Folders, root: str, rel: str, write: Callable[[int], None], mtime_ns: int | None
-) -> int:
-    """Create root/rel through ``write(fd)``; returns the new file's inode.
+@dataclass(frozen=True)
+class Staged:
+    """A file written and verified under its temporary name beside ``name`` in the folder
+    root/folder, waiting for ``Folders.commit`` to give it its name."""
 
-    The file is written to a temporary name beside the final one, given its mtime, fsynced and
-    only then renamed into place, so a file under its final name is always complete, even after
-    a power loss; the rename itself is durable after the next ``folders.sync()``. Raises
-    UnsafePath when a symlink sits in the way, including at the final name.
-    """
+    root: str
+    folder: tuple[str, ...]
+    name: str
+    tmp: str
+    inode: int
+    device: int
+    durable: bool  # fsynced already (where the batch cannot be synced at once)
+
+
+def temp_name(name: str) -> str:
+    """The temporary name of a file being restored as ``name``: ``.NAME.hoard-part``, or for a
+    name too long for that, one derived from a hash of it (so two long names never share one;
+    a staged file keeps its temporary name until its batch is committed)."""
+    tmp = f".{name}{TEMP_SUFFIX}"
+    if len(os.fsencode(tmp)) <= 255:
+        return tmp
+    import hashlib
+
+    return f".{hashlib.sha256(os.fsencode(name)).hexdigest()[:40]}{TEMP_SUFFIX}"
+
+
+def stage(
+    folders: Folders, root: str, rel: str, write: Callable[[int], None], mtime_ns: int | None
+) -> Staged:
+    """Write root/rel's content to a temporary name beside it through ``write(fd)`` and give it
+    its mtime; ``folders.commit`` then makes it durable and renames it into place. Where a batch
+    cannot be made durable at once (no syncfs), the file is fsynced here. Raises UnsafePath
+    when a symlink sits in the way, including at the final name; on any error the temporary
+    file is removed."""
     parts = check_relative(rel)
     with folders.folder(root, parts[:-1]) as fd:
         name = parts[-1]
@@ -239,7 +338,7 @@ def place(
                 raise UnsafePath(f"{os.path.join(root, rel)} is a symlink; not replaced")
         except FileNotFoundError:
             pass
-        tmp = f".{name}{TEMP_SUFFIX}"[-255:]
+        tmp = temp_name(name)
         tfd = os.open(
             tmp,
             os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -251,14 +350,15 @@ def place(
                 write(tfd)
                 if mtime_ns is not None:
                     os.utime(tfd, ns=(mtime_ns, mtime_ns))
-                os.fsync(tfd)
-                inode = os.fstat(tfd).st_ino
+                if not folders.batch_durable:
+                    os.fsync(tfd)
+                st = os.fstat(tfd)
             finally:
                 os.close(tfd)
-            os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         except BaseException:
             with suppress(OSError):
                 os.unlink(tmp, dir_fd=fd)
             raise
-        folders.changed(root, parts[:-1])
-        return inode
+        return Staged(
+            root, tuple(parts[:-1]), name, tmp, st.st_ino, st.st_dev, not folders.batch_durable
+        )

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import ctypes
 import errno
-import functools
 import io
 import itertools
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import BinaryIO
 
+from hoard import durable
 from hoard.backends.base import Backend, Capabilities, Journal, PutResult
 from hoard.errors import (
     BackendError,
@@ -127,7 +126,7 @@ class LocalBackend(Backend):
             return
         try:
             root_dev = os.fstat(self._root_fd).st_dev if self._root_fd is not None else -1
-            if {dev for _, _, dev in pending} == {root_dev} and _syncfs(self._root_fd):
+            if {dev for _, _, dev in pending} == {root_dev} and durable.syncfs(self._root_fd):
                 return
             folders = set()
             for obj, meta_path, _ in pending:
@@ -350,25 +349,3 @@ def _fsync_path(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-@functools.cache
-def _libc_syncfs() -> Callable[[int], int] | None:
-    try:
-        fn: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    return fn
-
-
-def _syncfs(fd: int | None) -> bool:
-    """Write out everything of the file system of ``fd`` (Linux); False where not available.
-    Since Linux 5.8 it fails if any write-back on that file system failed since ``fd`` was
-    opened."""
-    fn = _libc_syncfs()
-    if fd is None or fn is None:
-        return False
-    if fn(fd) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return True

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import functools
 import io
 import logging
 import threading
@@ -22,7 +21,7 @@ from typing import Any, BinaryIO, cast
 
 from botocore import exceptions as bexc
 
-from hoard.backends import parts, s3_crt, s3_list
+from hoard.backends import parts, s3_crt, s3_listing
 from hoard.backends.base import (
     Backend,
     Capabilities,
@@ -31,7 +30,6 @@ from hoard.backends.base import (
     PartRecord,
     PutResult,
 )
-from hoard.backends.registry import s3_store_url
 from hoard.backends.wrappers import AdaptiveLimit, RetryPolicy
 from hoard.errors import (
     BackendError,
@@ -158,6 +156,10 @@ def translate(exc: Exception, what: str) -> Exception:
     return exc
 
 
+def _tier_of(storage_class: str) -> str:
+    return _TIER_OF.get(storage_class, storage_class.lower())
+
+
 def part_size_for(size: int, preferred: int) -> int:
     """The part size: ``preferred`` unless that needs more than 10,000 parts (whole MiB)."""
     return parts.part_size_for(size, preferred, MAX_PARTS, MIN_PART_BYTES)
@@ -192,7 +194,7 @@ class S3Backend(Backend):
     ) -> None:
         self.bucket = bucket
         self.endpoint_url = endpoint_url
-        self.url = s3_store_url(bucket, endpoint_url)
+        self.url = f"s3://{bucket}" + (f"?endpoint={endpoint_url}" if endpoint_url else "")
         self.profile = profile
         self.region = region
         self.multipart_threshold_bytes = multipart_threshold_bytes
@@ -453,50 +455,38 @@ class S3Backend(Backend):
         )
 
     def list(self, prefix: str = "") -> Iterator[RemoteObject]:
-        for item in self._listed(prefix):
-            tier = _TIER_OF.get(item.storage_class, item.storage_class.lower())
-            yield RemoteObject(
-                key=item.key,
-                size=item.size,
-                etag=item.etag,
-                tier=tier,
-                modified_ns=item.modified_ns,
-                warm=tier not in COLD,
-            )
-
-    def _listed(self, prefix: str) -> Iterator[s3_list.Listed]:
-        """ListObjectsV2, page by page: through the CRT where it is in use (a first push or a
-        restore then never makes a botocore client: ~80 ms of CPU and the SDK's imports),
-        else through botocore."""
         what = f"listing s3://{self.bucket}/{prefix}"
+        if crt := self._crt():  # no botocore client (or its parsing) just to list
+            return s3_listing.pages(
+                lambda q: self.policy.call(what, lambda: crt.list_objects(q, what)),
+                prefix,
+                self.list_page_size,
+                _tier_of,
+                COLD,
+                what,
+            )
+        return self._list_botocore(prefix)
+
+    def _list_botocore(self, prefix: str) -> Iterator[RemoteObject]:
         token: str | None = None
         while True:
-            if crt := self._crt():
-                query = s3_list.page_query(prefix, self.list_page_size, token)
-                body = self.policy.call(what, functools.partial(crt.list_page, query, what))
-                try:
-                    items, token = s3_list.parse_page(body)
-                except (ValueError, KeyError, SyntaxError) as exc:
-                    raise BackendError(
-                        f"{what}: the store's answer cannot be read: {exc}"
-                    ) from None
-                yield from items
-            else:
-                kwargs: dict[str, Any] = {"Prefix": prefix, "MaxKeys": self.list_page_size}
-                if token:
-                    kwargs["ContinuationToken"] = token
-                page = self._call(what, "list_objects_v2", **kwargs)
-                for item in page.get("Contents", []):
-                    yield s3_list.Listed(
-                        item["Key"],
-                        int(item["Size"]),
-                        item.get("ETag", "").strip('"'),
-                        item.get("StorageClass", "STANDARD"),
-                        int(item["LastModified"].timestamp() * 1e9),
-                    )
-                token = page["NextContinuationToken"] if page.get("IsTruncated") else None
-            if token is None:
+            kwargs: dict[str, Any] = {"Prefix": prefix, "MaxKeys": self.list_page_size}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call(f"listing s3://{self.bucket}/{prefix}", "list_objects_v2", **kwargs)
+            for item in page.get("Contents", []):
+                tier = _tier_of(item.get("StorageClass", "STANDARD"))
+                yield RemoteObject(
+                    key=item["Key"],
+                    size=int(item["Size"]),
+                    etag=item.get("ETag", "").strip('"'),
+                    tier=tier,
+                    modified_ns=int(item["LastModified"].timestamp() * 1e9),
+                    warm=tier not in COLD,
+                )
+            if not page.get("IsTruncated"):
                 return
+            token = page["NextContinuationToken"]
 
     def delete(
         self, keys: Iterable[str], if_match: Mapping[str, str] | None = None

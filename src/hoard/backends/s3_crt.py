@@ -34,6 +34,8 @@ log = logging.getLogger("hoard.s3")
 #: timeout notices a dead connection sooner and which streams a read instead of buffering it
 SMALL_PUT_BYTES = 8 << 20
 SMALL_READ_BYTES = 8 << 20
+#: the most a listing page (1,000 keys) may send
+LISTING_BYTES = 64 << 20
 #: a request whose body is still going up is given this long per byte on top of the read
 #: timeout before it counts as stalled (64 KiB/s: a slow uplink, not a dead one)
 SLOWEST_BYTES_PER_S = 64 << 10
@@ -270,10 +272,10 @@ class CrtPath:
         call = self._send("GET", key, [("Range", range_header)], what, limit=length)
         return b"".join(call.chunks)
 
-    def list_page(self, query: str, what: str) -> bytes:
-        """One ListObjectsV2 page (``query`` from ``s3_list.page_query``): its XML answer."""
+    def list_objects(self, query: str, what: str) -> bytes:
+        """One ListObjectsV2 of the bucket (``query``: its query string); the XML answer."""
         path = f"{self.endpoint.base or '/'}?{query}"
-        return b"".join(self._send("GET", "", [], what, path=path, limit=16 << 20).chunks)
+        return b"".join(self._send("GET", "", [], what, path=path, limit=LISTING_BYTES).chunks)
 
     def _send(
         self,
