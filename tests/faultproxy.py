@@ -5,6 +5,7 @@ matches). It forwards the Host header untouched, so SigV4 signatures stay valid.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import socket
 import struct
@@ -51,7 +52,8 @@ class Request:
         return int(self.query["partNumber"][0]) if "partNumber" in self.query else None
 
 
-#: Decides what happens to a request: "pass", "slowdown", "reset" or "corrupt".
+#: Decides what happens to a request: "pass", "slowdown", "reset", "corrupt" or "accept" (a
+#: 200 answer with an ETag, never forwarded: a store that takes a body without checking it).
 Decide = Callable[[Request], str]
 
 
@@ -121,6 +123,15 @@ class FaultProxy:
                     return
                 if action == "corrupt" and body:
                     body = bytes([body[0] ^ 0xFF]) + body[1:]
+                if action == "accept":
+                    with proxy._lock:
+                        proxy.requests.append(req)
+                        proxy.statuses.append((req.operation, 200, b""))
+                    self.send_response(200)
+                    self.send_header("ETag", f'"{hashlib.md5(body).hexdigest()}"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 with proxy._lock:
                     proxy.requests.append(req)
                     proxy.in_flight[req.operation] += 1
