@@ -2,9 +2,10 @@
 """A/B/s5cmd, interleaved: first upload of the large set into a fresh bucket, on its own
 SeaweedFS (bench/run.py's settings: 8 workers, 16 MiB parts from 64 MiB up).
 
-    python3 bench/ab_large.py --a /work/main --b . [--rounds 5] [--data DIR] [--s5cmd PATH]
+    python3 bench/ab_large.py --a /work/main --b . [--rounds 5] [--tools A,B,S,R] [--data DIR]
 
-Each checkout runs with its own .venv; prints one line per run (wall s, CPU s) and the medians.
+A and B: hoard from each checkout's own .venv; S: s5cmd; R: rclone (bench/run.py's commands).
+The order rotates every round; prints each run (wall s, CPU s, peak RSS) and the medians.
 """
 
 from __future__ import annotations
@@ -51,14 +52,14 @@ def start_weed(weed: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.5)
 
 
-def timed(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
+def timed(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float, float]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
     _, status, ru = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status):
         raise RuntimeError(f"{argv} failed")
-    return wall, ru.ru_utime + ru.ru_stime
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -70,14 +71,20 @@ def main() -> None:
     p.add_argument("--peers", default="/work/main/bench/.work/peers-venv/bin")
     p.add_argument("--tools", default="A,B,S")
     args = p.parse_args()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HOARD_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HOARD_", "RCLONE_"))}
     env.update(CREDENTIALS)
     expected = {f.name: f.stat().st_size for f in Path(args.data).iterdir()}
     tools = args.tools.split(",")
-    results: dict[str, list[tuple[float, float]]] = {t: [] for t in tools}
+    results: dict[str, list[tuple[float, float, float]]] = {t: [] for t in tools}
     with tempfile.TemporaryDirectory(prefix="ab-large-") as tmp:
         proc, url = start_weed(f"{args.peers}/weed", Path(tmp))
         client = s3_client(url)
+        Path(tmp, "rclone.conf").touch()
+        env.update(RCLONE_CONFIG=f"{tmp}/rclone.conf", RCLONE_CONFIG_BENCH_TYPE="s3",
+                   RCLONE_CONFIG_BENCH_PROVIDER="Other", RCLONE_CONFIG_BENCH_ENDPOINT=url,
+                   RCLONE_CONFIG_BENCH_ACCESS_KEY_ID="testing",
+                   RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY="testing",
+                   RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true")  # fmt: skip
         try:
             for r in range(args.rounds):
                 for t in tools[r % len(tools) :] + tools[: r % len(tools)]:
@@ -88,18 +95,26 @@ def main() -> None:
                                 "--numworkers", "8", "cp", "--concurrency", "8", "--part-size",
                                 "16", f"{args.data}/*", f"s3://{bucket}/data/"]  # fmt: skip
                         cwd = tmp
+                    elif t == "R":
+                        argv = ["rclone", "copy", args.data, f"bench:{bucket}/data",
+                                "--transfers", "8", "--checkers", "8",
+                                "--s3-upload-concurrency", "8", "--s3-chunk-size", "16Mi",
+                                "--s3-upload-cutoff", "64Mi"]  # fmt: skip
+                        cwd = tmp
                     else:
                         cwd = args.a if t == "A" else args.b
                         argv = [f"{cwd}/.venv/bin/python", "-m", "hoard", "push", args.data,
                                 "--to", f"s3://{bucket}/data", "--endpoint-url", url,
                                 "--path-style", "--catalog", f"{tmp}/{bucket}.sqlite", "-q",
                                 "--workers", "8", "--log-file", f"{tmp}/hoard.log"]  # fmt: skip
-                    wall, cpu = timed(argv, env, cwd)
+                    wall, cpu, rss = timed(argv, env, cwd)
                     got = listing(client, bucket, "data")
                     assert got == expected, (t, got)
                     drop_bucket(client, bucket)
-                    results[t].append((wall, cpu))
-                    print(f"round {r + 1} {t}: {wall:.2f} s wall {cpu:.2f} s CPU", flush=True)
+                    results[t].append((wall, cpu, rss))
+                    print(
+                        f"round {r + 1} {t}: {wall:.2f} s {cpu:.2f} s CPU {rss:.0f} MB", flush=True
+                    )
         finally:
             proc.terminate()
             proc.wait(20)
@@ -107,7 +122,8 @@ def main() -> None:
     for t, rs in results.items():
         w = statistics.median(x[0] for x in rs)
         c = statistics.median(x[1] for x in rs)
-        print(f"{t}: median {w:.2f} s wall ({mb / w:.0f} MB/s), {c:.2f} s CPU")
+        m = statistics.median(x[2] for x in rs)
+        print(f"{t}: median {w:.2f} s wall ({mb / w:.0f} MB/s), {c:.2f} s CPU, {m:.0f} MB RSS")
 
 
 if __name__ == "__main__":
