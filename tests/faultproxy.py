@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+INVALID = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidArgument</Code>"
+           b"<Message>Unsupported header.</Message></Error>")
 SLOW_DOWN = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>"
              b"<Message>Please reduce your request rate.</Message></Error>")
 
@@ -52,8 +54,9 @@ class Request:
         return int(self.query["partNumber"][0]) if "partNumber" in self.query else None
 
 
-#: Decides what happens to a request: "pass", "slowdown", "reset", "corrupt" or "accept" (a
-#: 200 answer with an ETag, never forwarded: a store that takes a body without checking it).
+#: Decides what happens to a request: "pass", "slowdown", "reset", "corrupt", "accept" (a
+#: 200 answer with an ETag, never forwarded: a store that takes a body without checking it) or
+#: "invalid" (400 InvalidArgument, never forwarded: a store that does not know the request).
 Decide = Callable[[Request], str]
 
 
@@ -114,12 +117,13 @@ class FaultProxy:
                     self.connection.close()
                     return
                 body = self.rfile.read(length) if length else b""
-                if action == "slowdown":
-                    self.send_response(503, "Slow Down")
+                if action in ("slowdown", "invalid"):
+                    status, answer = (503, SLOW_DOWN) if action == "slowdown" else (400, INVALID)
+                    self.send_response(status)
                     self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
+                    self.send_header("Content-Length", str(len(answer)))
                     self.end_headers()
-                    self.wfile.write(SLOW_DOWN)
+                    self.wfile.write(answer)
                     return
                 if action == "corrupt" and body:
                     body = bytes([body[0] ^ 0xFF]) + body[1:]

@@ -157,6 +157,31 @@ def test_a_store_that_takes_a_mismatched_part_gets_content_md5(
     assert unfinished(client, seaweed_bucket) == []
 
 
+def test_a_store_that_does_not_know_the_algorithm_gets_content_md5(
+    tmp_path: Path, proxy: FaultProxy, seaweed_bucket: str, client: object
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "large.bin").write_bytes(os.urandom(2 * PART + 7))
+
+    def refuse_checksum_algorithm(req: Request) -> str:
+        create = req.operation == "CreateMultipartUpload"
+        return "invalid" if create and "x-amz-checksum-algorithm" in req.headers else "pass"
+
+    proxy.decide = refuse_checksum_algorithm
+    r = subprocess.run(
+        hoard_cmd(src, seaweed_bucket, tmp_path / "c.sqlite"),
+        env=env_for(proxy, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert probes(proxy) == []
+    assert part_headers(proxy) == [{"content-md5"}] * 3
+    assert read_object(client, seaweed_bucket, "v/large.bin") == (src / "large.bin").read_bytes()
+
+
 def test_moto_which_does_not_check_crc64nvme_gets_content_md5(
     moto_endpoint: str, s3_bucket: str, tmp_path: Path
 ) -> None:

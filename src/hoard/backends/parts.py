@@ -240,7 +240,7 @@ def _resume(
     elif not state.parts:
         why = f"no part of {key} was recorded"
     elif algorithms or algorithm not in CHECKSUMS:
-        why = f"the recorded parts of {key} carry checksums this version cannot check"
+        why = f"the recorded parts of {key} carry mixed or unknown checksums"
     elif algorithm != "md5" and algorithm != steps.checksum():
         why = f"the store does not check the {algorithm} checksums the parts of {key} carry"
     if why:

@@ -453,7 +453,7 @@ class S3Backend(Backend):
     def _part_checksum(self, key: str) -> str:
         """The checksum new uploads' parts carry: "crc64nvme" where this store is shown (once
         per backend, see ``_checks_crc64nvme``) to refuse a part that does not match it, else
-        "md5" (Content-MD5, which every S3 store checks)."""
+        "md5" (Content-MD5, which S3 stores have checked for long)."""
         with self._probe_lock:
             if self._checksum_algorithm is None:
                 self._checksum_algorithm = "crc64nvme" if self._checks_crc64nvme(key) else "md5"
@@ -469,6 +469,10 @@ class S3Backend(Backend):
         path real parts take. A store that refuses it (BadDigest) checks; one that stores it,
         or does not know the header or the algorithm, gets Content-MD5 instead."""
         what = f"checking whether the store verifies CRC64NVME checksums (upload of {key})"
+        try:
+            import awscrt.checksums  # noqa: F401 - computes them
+        except ImportError:
+            return False
         try:
             upload_id = self._call(
                 what, "create_multipart_upload", Key=key, ChecksumAlgorithm="CRC64NVME"
