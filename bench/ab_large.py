@@ -67,8 +67,8 @@ def main() -> None:
     p.add_argument("--a", required=True)
     p.add_argument("--b", required=True)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--data", default="/work/main/bench/.work/data/large")
-    p.add_argument("--peers", default="/work/main/bench/.work/peers-venv/bin")
+    p.add_argument("--data", default=str(BENCH / ".work" / "data" / "large"))
+    p.add_argument("--peers", default=str(BENCH / ".work" / "peers-venv" / "bin"))
     p.add_argument("--tools", default="A,B,S")
     args = p.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HOARD_", "RCLONE_"))}
