@@ -1,6 +1,6 @@
 """Which checksum a part carries, against real servers. hoard sends CRC64NVME instead of
 Content-MD5 only to a store it has just seen refuse a part whose CRC64NVME does not match
-(``S3Backend._checks_crc64nvme``); SeaweedFS checks it, moto's server does not, and a proxy
+(``hoard.backends.s3_parts``); SeaweedFS checks it, moto's server does not, and a proxy
 answering the probe itself stands for any other store that takes a body unchecked."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from awscrt import checksums
 from botocore.config import Config
 
-from hoard.backends.s3 import PROBE_PART
+from hoard.backends.s3_parts import PROBE_PART
 from tests.faultproxy import FaultProxy, Request
 from tests.test_resume import (
     PART,

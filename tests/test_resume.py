@@ -24,7 +24,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from hoard.backends.s3 import PROBE_PART
+from hoard.backends.s3_parts import PROBE_PART
 from tests.faultproxy import FaultProxy, Request
 
 MiB = 1 << 20

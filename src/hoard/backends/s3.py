@@ -6,9 +6,8 @@ first client costs ~150 ms of CPU for the service model and endpoint rules, each
 (``s3_crt``); retries are left to
 ``wrappers.Retrying`` so they are the same for every backend. Every body carries a checksum the
 store verifies, so it rejects a corrupted transfer instead of storing it: Content-MD5, or for
-parts CRC64NVME (~30x cheaper to compute) where the store is shown to check it (a probe once per
-backend, ``S3Backend._checks_crc64nvme``). Files above the multipart threshold go up in parts,
-bounded in memory by one part per worker.
+parts CRC64NVME (~30x cheaper to compute) where the store is shown to check it. Files above the
+multipart threshold go up in parts (``s3_parts``), bounded in memory by one part per worker.
 """
 
 from __future__ import annotations
@@ -25,15 +24,15 @@ from urllib.parse import urlsplit
 
 from botocore import exceptions as bexc
 
-from hoard.backends import parts, s3_crt
+from hoard.backends import parts, s3_crt, s3_parts
 from hoard.backends.base import (
     Backend,
     Capabilities,
     IncompleteUpload,
     Journal,
-    PartRecord,
     PutResult,
 )
+from hoard.backends.s3_parts import ChecksumMismatch
 from hoard.backends.wrappers import AdaptiveLimit, RetryPolicy
 from hoard.errors import (
     BackendError,
@@ -115,15 +114,6 @@ _CREDENTIALS = {
     "InvalidToken",
     "AuthorizationHeaderMalformed",
 }
-
-
-class ChecksumMismatch(Transient):
-    """The store refused a body that does not match the checksum sent with it (corrupted on
-    the way): sent again."""
-
-
-#: the part number of the one part ``S3Backend._checks_crc64nvme`` sends (in an upload of its own)
-PROBE_PART = 10_000
 
 
 def error_for_code(code: str, status: int, message: str, what: str) -> Exception:
@@ -253,8 +243,7 @@ class S3Backend(Backend):
         self._session: Any = None
         self._crt_path: Any = None  # s3_crt.CrtPath once made; False: botocore only
         self._sender = parts.PartSender(self.workers)
-        self._probe_lock = threading.Lock()
-        self._checksum_algorithm: str | None = None  # of new uploads' parts, once known
+        self._parts = s3_parts.Multipart(self)
         self.list_page_size = 1000
 
     def _botocore_session(self) -> tuple[Any, str]:
@@ -321,6 +310,16 @@ class S3Backend(Backend):
         crt = self._crt_path
         return crt.requests if crt else 0
 
+    def part_size_for(self, size: int) -> int:
+        return part_size_for(size, self.part_bytes)
+
+    def _call_once(self, what: str, method: str, **kwargs: Any) -> Any:
+        """One attempt of a botocore call, its errors translated (``_call`` retries)."""
+        try:
+            return getattr(self._client(), method)(Bucket=self.bucket, **kwargs)
+        except Exception as exc:
+            raise translate(exc, what) from None
+
     def _call(self, what: str, method: str, **kwargs: Any) -> Any:
         def once() -> Any:
             try:
@@ -364,163 +363,7 @@ class S3Backend(Backend):
                     **extra,
                 )
                 return PutResult(etag=resp.get("ETag", "").strip('"'), tier=tier)
-            return self._multipart(key, fh.fileno(), path, size, extra, tier, journal)
-
-    def _multipart(
-        self,
-        key: str,
-        fd: int,
-        path: str,
-        size: int,
-        extra: dict[str, Any],
-        tier: str,
-        journal: Journal | None,
-    ) -> PutResult:
-        def start(part_bytes: int, algorithm: str) -> str:
-            more = {"ChecksumAlgorithm": "CRC64NVME"} if algorithm == "crc64nvme" else {}
-            what = f"starting upload of {key}"
-            resp = self._call(what, "create_multipart_upload", Key=key, **extra, **more)
-            return str(resp["UploadId"])
-
-        def send(upload_id: str, number: int, data: bytes, algorithm: str) -> PartRecord:
-            value = parts.CHECKSUMS[algorithm](data)
-            what = f"uploading part {number} of {key}"
-            etag = self.policy.call(
-                what, lambda: self._send_part(key, upload_id, number, data, algorithm, value, what)
-            )
-            return PartRecord(number, len(data), etag, f"{algorithm}:{value}")
-
-        def complete(upload_id: str, done: builtins.list[PartRecord]) -> str:
-            listed: builtins.list[dict[str, Any]] = []
-            for p in done:
-                algorithm, _, value = p.checksum.partition(":")
-                entry: dict[str, Any] = {"PartNumber": p.number, "ETag": p.etag}
-                if algorithm == "crc64nvme":
-                    entry["ChecksumCRC64NVME"] = value
-                listed.append(entry)
-            resp = self._call(
-                f"completing upload of {key}",
-                "complete_multipart_upload",
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": listed},
-            )
-            return str(resp.get("ETag", "")).strip('"')
-
-        steps = parts.Steps(
-            start=start,
-            stored=lambda uid: self._list_parts(key, uid),
-            abandon=lambda uid: self.abort_upload(key, uid),
-            send=send,
-            complete=complete,
-            checksum=lambda: self._part_checksum(key),
-        )
-        up = parts.upload_in_parts(
-            steps, self._sender, fd, path, key, size, part_size_for(size, self.part_bytes), journal
-        )
-        return PutResult(etag=up.etag, tier=tier, parts=up.parts, resumed_bytes=up.resumed_bytes)
-
-    def _send_part(
-        self,
-        key: str,
-        upload_id: str,
-        number: int,
-        data: bytes,
-        algorithm: str,
-        value: str,
-        what: str,
-    ) -> str:
-        """One UploadPart attempt with the part's checksum; returns the ETag as the store gave
-        it. A store that answers with another checksum than the one sent has not stored these
-        bytes: Transient, sent again."""
-        kwargs = {"ContentMD5": value} if algorithm == "md5" else {"ChecksumCRC64NVME": value}
-        try:
-            resp = self._client().upload_part(
-                Bucket=self.bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data,
-                **kwargs,
-            )
-        except Exception as exc:
-            raise translate(exc, what) from None
-        echoed = resp.get("ChecksumCRC64NVME")
-        if algorithm != "md5" and echoed is not None and echoed != value:
-            raise Transient(f"{what}: the store computed checksum {echoed}, not {value}")
-        return str(resp["ETag"])
-
-    def _part_checksum(self, key: str) -> str:
-        """The checksum new uploads' parts carry: "crc64nvme" where this store is shown (once
-        per backend, see ``_checks_crc64nvme``) to refuse a part that does not match it, else
-        "md5" (Content-MD5, which S3 stores have checked for long)."""
-        with self._probe_lock:
-            if self._checksum_algorithm is None:
-                self._checksum_algorithm = "crc64nvme" if self._checks_crc64nvme(key) else "md5"
-                log.info(
-                    "parts of multipart uploads carry %s checksums",
-                    "CRC64NVME" if self._checksum_algorithm == "crc64nvme" else "Content-MD5",
-                )
-            return self._checksum_algorithm
-
-    def _checks_crc64nvme(self, key: str) -> bool:
-        """Whether the store verifies x-amz-checksum-crc64nvme: in an upload of its own (begun
-        for ``key``, then aborted) a part is sent whose checksum is that of other bytes, by the
-        path real parts take. A store that refuses it (BadDigest) checks; one that stores it,
-        or does not know the header or the algorithm, gets Content-MD5 instead."""
-        what = f"checking whether the store verifies CRC64NVME checksums (upload of {key})"
-        try:
-            import awscrt.checksums  # noqa: F401 - computes them
-        except ImportError:
-            return False
-        try:
-            upload_id = self._call(
-                what, "create_multipart_upload", Key=key, ChecksumAlgorithm="CRC64NVME"
-            )["UploadId"]
-        except BackendError as exc:
-            if type(exc) is not BackendError:  # denied, unreachable, …: the real upload would be
-                raise
-            log.info("%s: %s", what, exc)
-            return False
-        wrong = parts.crc64nvme_b64(b"")
-
-        def once() -> bool:
-            try:
-                self._send_part(key, upload_id, PROBE_PART, b"hoard", "crc64nvme", wrong, what)
-            except ChecksumMismatch:
-                return True
-            return False
-
-        try:
-            return self.policy.call(what, once)
-        except BackendError as exc:
-            if type(exc) is not BackendError:
-                raise
-            log.info("%s: %s", what, exc)
-            return False
-        finally:
-            try:
-                self.abort_upload(key, upload_id)
-            except BackendError as exc:
-                log.warning("%s: could not abort upload %s: %s", what, upload_id, exc)
-
-    def _list_parts(self, key: str, upload_id: str) -> dict[int, tuple[int, str]]:
-        found: dict[int, tuple[int, str]] = {}
-        marker = 0
-        while True:
-            page = self._call(
-                f"listing parts of {key}",
-                "list_parts",
-                Key=key,
-                UploadId=upload_id,
-                PartNumberMarker=marker,
-                MaxParts=1000,
-            )
-            for p in page.get("Parts", []):
-                found[int(p["PartNumber"])] = (int(p["Size"]), p["ETag"])
-            if not page.get("IsTruncated"):
-                return found
-            marker = int(page["NextPartNumberMarker"])
+            return self._parts.upload(key, fh.fileno(), path, size, extra, tier, journal)
 
     def incomplete_uploads(self, prefix: str) -> Iterator[IncompleteUpload]:
         markers: dict[str, str] = {}
