@@ -5,6 +5,7 @@ matches). It forwards the Host header untouched, so SigV4 signatures stay valid.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import socket
 import struct
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+INVALID = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidArgument</Code>"
+           b"<Message>Unsupported header.</Message></Error>")
 SLOW_DOWN = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>"
              b"<Message>Please reduce your request rate.</Message></Error>")
 
@@ -51,7 +54,9 @@ class Request:
         return int(self.query["partNumber"][0]) if "partNumber" in self.query else None
 
 
-#: Decides what happens to a request: "pass", "slowdown", "reset" or "corrupt".
+#: Decides what happens to a request: "pass", "slowdown", "reset", "corrupt", "accept" (a
+#: 200 answer with an ETag, never forwarded: a store that takes a body without checking it) or
+#: "invalid" (400 InvalidArgument, never forwarded: a store that does not know the request).
 Decide = Callable[[Request], str]
 
 
@@ -112,15 +117,25 @@ class FaultProxy:
                     self.connection.close()
                     return
                 body = self.rfile.read(length) if length else b""
-                if action == "slowdown":
-                    self.send_response(503, "Slow Down")
+                if action in ("slowdown", "invalid"):
+                    status, answer = (503, SLOW_DOWN) if action == "slowdown" else (400, INVALID)
+                    self.send_response(status)
                     self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
+                    self.send_header("Content-Length", str(len(answer)))
                     self.end_headers()
-                    self.wfile.write(SLOW_DOWN)
+                    self.wfile.write(answer)
                     return
                 if action == "corrupt" and body:
                     body = bytes([body[0] ^ 0xFF]) + body[1:]
+                if action == "accept":
+                    with proxy._lock:
+                        proxy.requests.append(req)
+                        proxy.statuses.append((req.operation, 200, b""))
+                    self.send_response(200)
+                    self.send_header("ETag", f'"{hashlib.md5(body).hexdigest()}"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 with proxy._lock:
                     proxy.requests.append(req)
                     proxy.in_flight[req.operation] += 1

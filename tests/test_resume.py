@@ -1,6 +1,10 @@
 """Large files that survive a crash, against a real S3 server (SeaweedFS, which verifies
-Content-MD5) behind a counting, fault-injecting proxy: a real `hoard` process is killed with
-SIGKILL mid-file and run again."""
+Content-MD5 and x-amz-checksum-crc64nvme) behind a counting, fault-injecting proxy: a real
+`hoard` process is killed with SIGKILL mid-file and run again.
+
+Each run that sends parts first checks, once, that the store refuses a part whose checksum does
+not match (an upload of its own: one CreateMultipartUpload, one part numbered PROBE_PART, one
+AbortMultipartUpload); ``real_parts`` leaves that part out."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from hoard.backends.s3_parts import PROBE_PART
 from tests.faultproxy import FaultProxy, Request
 
 MiB = 1 << 20
@@ -92,6 +97,15 @@ def rerun(proxy: FaultProxy, cmd: list[str], env: dict[str, str]
     return r
 
 
+def real_parts(proxy: FaultProxy) -> list[int]:
+    """The numbers of the parts sent, without the checksum probe's part."""
+    return [n for n in proxy.parts_sent() if n != PROBE_PART]
+
+
+def probes(proxy: FaultProxy) -> list[Request]:
+    return [r for r in proxy.requests if r.part == PROBE_PART]
+
+
 def read_object(client: object, bucket: str, key: str) -> bytes:
     return client.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[attr-defined]
 
@@ -121,10 +135,13 @@ def test_killed_mid_file_resumes_and_sends_only_missing_parts(
     assert len(unfinished(client, seaweed_bucket)) == 1
 
     r = rerun(proxy, hoard_cmd(big, seaweed_bucket, catalog), env)
-    sent_again = proxy.parts_sent()
+    sent_again = real_parts(proxy)
     assert set(sent_again).isdisjoint(done_before)  # stored and journaled: never sent again
     assert sorted(sent_again) == sorted(set(range(1, 13)) - done_before)
-    assert proxy.count("ListParts") == 1 and proxy.count("CreateMultipartUpload") == 0
+    assert all("x-amz-checksum-crc64nvme" in r.headers for r in proxy.requests if r.part)
+    # the same upload goes on; the one Create (and Abort) is the checksum probe's own upload
+    assert len(probes(proxy)) == 1 and proxy.count("ListParts") == 1
+    assert proxy.count("CreateMultipartUpload") == proxy.count("AbortMultipartUpload") == 1
     assert "resumed=1" in r.stdout
     assert f"resumed {len(done_before) * 5}.0MiB of 60.0MiB" in r.stderr
     assert read_object(client, seaweed_bucket, "v/trip.mp4") == (big / "trip.mp4").read_bytes()
@@ -144,8 +161,8 @@ def test_changed_source_aborts_the_old_upload_and_starts_fresh(
         fh.write(os.urandom(MiB))
 
     r = rerun(proxy, hoard_cmd(big, seaweed_bucket, catalog), env)
-    assert proxy.count("AbortMultipartUpload") == 1
-    assert sorted(proxy.parts_sent()) == list(range(1, 14))
+    assert proxy.count("AbortMultipartUpload") == 2  # the old upload and the probe's
+    assert sorted(real_parts(proxy)) == list(range(1, 14))
     assert "resumed" not in r.stdout
     assert read_object(client, seaweed_bucket, "v/trip.mp4") == (big / "trip.mp4").read_bytes()
     assert old["UploadId"] not in [u["UploadId"] for u in unfinished(client, seaweed_bucket)]
@@ -169,7 +186,7 @@ def test_a_part_whose_local_bytes_differ_is_sent_again(
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
     rerun(proxy, hoard_cmd(big, seaweed_bucket, catalog), env)
-    sent_again = set(proxy.parts_sent())
+    sent_again = set(real_parts(proxy))
     assert changed in sent_again
     assert sent_again.isdisjoint(done_before - {changed})
     assert read_object(client, seaweed_bucket, "v/trip.mp4") == path.read_bytes()
@@ -185,8 +202,8 @@ def test_an_upload_the_store_forgot_starts_fresh(big: Path, tmp_path: Path, prox
     client.abort_multipart_upload(Bucket=seaweed_bucket, Key=old["Key"],  # type: ignore[attr-defined]
                                   UploadId=old["UploadId"])
     rerun(proxy, hoard_cmd(big, seaweed_bucket, catalog), env)
-    assert proxy.count("CreateMultipartUpload") == 1
-    assert sorted(proxy.parts_sent()) == list(range(1, 13))
+    assert proxy.count("CreateMultipartUpload") == 2  # the fresh upload and the probe's
+    assert sorted(real_parts(proxy)) == list(range(1, 13))
     assert read_object(client, seaweed_bucket, "v/trip.mp4") == (big / "trip.mp4").read_bytes()
 
 
@@ -199,6 +216,8 @@ def test_a_corrupted_part_or_object_is_refused_by_the_store_and_sent_again(
     corrupted: Counter[str] = Counter()
 
     def corrupt_first_of_each(req: Request) -> str:
+        if req.part == PROBE_PART:
+            return "pass"
         if req.operation in ("UploadPart", "PutObject") and not corrupted[req.operation]:
             corrupted[req.operation] += 1
             return "corrupt"
@@ -209,7 +228,9 @@ def test_a_corrupted_part_or_object_is_refused_by_the_store_and_sent_again(
                        env=env_for(proxy, tmp_path), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     refused = [(op, status) for op, status, body in proxy.statuses if b"BadDigest" in body]
-    assert sorted(refused) == [("PutObject", 400), ("UploadPart", 400)]
+    # the corrupted PUT (Content-MD5), the corrupted part (CRC64NVME), and the probe's part
+    assert sorted(refused) == [("PutObject", 400), ("UploadPart", 400), ("UploadPart", 400)]
+    assert sorted(real_parts(proxy)) == [1, 1, 2, 3]
     puts = [q for q in proxy.requests if q.operation == "PutObject"]
     assert len(puts) == 2 and all("awscrt/" in q.headers["user-agent"] for q in puts)
     for name in ("large.bin", "small.txt"):

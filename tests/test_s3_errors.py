@@ -6,6 +6,7 @@ import pytest
 from botocore import exceptions as bexc
 
 from hoard.backends.s3 import translate
+from hoard.backends.s3_parts import ChecksumMismatch
 from hoard.errors import (
     BackendError,
     BucketNotFound,
@@ -28,7 +29,8 @@ def client_error(code: str, status: int) -> bexc.ClientError:
     ("InternalError", 500, Transient),
     ("", 429, Transient),
     ("RequestTimeout", 400, Transient),
-    ("BadDigest", 400, Transient),
+    ("BadDigest", 400, ChecksumMismatch),  # a Transient: sent again
+    ("XAmzContentChecksumMismatch", 400, ChecksumMismatch),
     ("NoSuchBucket", 404, BucketNotFound),
     ("NoSuchKey", 404, NotFound),
     ("404", 404, NotFound),
@@ -41,6 +43,7 @@ def client_error(code: str, status: int) -> bexc.ClientError:
 def test_client_errors(code: str, status: int, expected: type[Exception]) -> None:
     err = translate(client_error(code, status), "uploading k")
     assert type(err) is expected
+    assert issubclass(ChecksumMismatch, Transient)
     assert "uploading k" in str(err)
 
 

@@ -287,7 +287,7 @@ class AzureBackend(Backend):
                     found[int(text.rsplit("-", 1)[1])] = (int(b.size), b.id)
             return found
 
-        def send(upload_id: str, number: int, data: bytes) -> PartRecord:
+        def send(upload_id: str, number: int, data: bytes, algorithm: str) -> PartRecord:
             bid = block_id(upload_id, number)
             self._call(
                 f"staging block {number} of {key}",
@@ -297,7 +297,7 @@ class AzureBackend(Backend):
                 length=len(data),
                 validate_content=True,
             )
-            return PartRecord(number, len(data), bid, "md5:" + parts.md5_b64(data))
+            return PartRecord(number, len(data), bid, parts.checksum(algorithm, data))
 
         def complete(upload_id: str, done: builtins.list[PartRecord]) -> str:
             resp = self._call(
@@ -310,7 +310,7 @@ class AzureBackend(Backend):
             return str(resp.get("etag", "")).strip('"')
 
         steps = parts.Steps(
-            start=lambda part_bytes: tag,
+            start=lambda part_bytes, algorithm: tag,
             stored=stored,
             abandon=lambda upload_id: None,
             send=send,

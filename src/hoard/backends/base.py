@@ -57,7 +57,8 @@ class PutResult:
 @dataclass(frozen=True)
 class PartRecord:
     """One stored part of a multipart upload; ``checksum`` is what the store verified
-    (`md5:<base64>`), so re-hashing the local bytes proves the part still matches the file."""
+    (`md5:<base64>` or `crc64nvme:<base64>`), so re-hashing the local bytes proves the part
+    still matches the file."""
 
     number: int
     size: int

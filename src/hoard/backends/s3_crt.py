@@ -2,8 +2,9 @@
 
 botocore costs about 3 ms of CPU per request (event hooks, signing, urllib3); awscrt's native
 ``S3Client`` signs and sends the same request for about 0.4 ms (bench/spike_small_put.py). The
-S3 backend sends single-request PUTs and small ranged GETs through here, and everything else
-(multipart, listings, HEAD, deletes, copies, thaws) through botocore. One request is exactly
+S3 backend sends single-request PUTs, small ranged GETs and listings (ListObjectsV2, parsed in
+``s3_listing``) through here, and everything else (multipart, HEAD, deletes, copies, thaws)
+through botocore. One request is exactly
 one HTTP request: the CRT's own retries are off (``RetryPolicy`` retries, as for botocore), and
 its error responses are translated by the same rules as botocore's (``s3.error_for_code``).
 
