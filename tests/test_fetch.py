@@ -100,3 +100,48 @@ def test_long_names_get_distinct_temporary_names_within_the_name_limit(tmp_path:
     finally:
         folders.close()
     assert (tmp_path / a).read_bytes() == a.encode() and (tmp_path / b).read_bytes() == b.encode()
+
+
+@pytest.mark.parametrize("how", ["no-syncfs", "untrusted-fs"])
+def test_a_batch_over_more_folders_than_stay_open_is_placed_whole(
+    tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Folders closed between staging and the commit's fsync of each are reopened, not lost
+    (a batch spread over more folders than ``limit``, on the fsync-each path)."""
+    from hoard import durable
+    from hoard.safepath import Folders, stage
+
+    if how == "untrusted-fs":  # e.g. a FUSE mount: syncfs there does not write files out
+        monkeypatch.setattr(durable, "TRUSTED_TYPES", frozenset())
+    out = tmp_path / "out"
+    folders = Folders(limit=2)
+    if how == "no-syncfs":
+        folders.batch_durable = False
+    try:
+        staged = [
+            stage(folders, str(out), f"y/m{i:02}/f{i}.jpg", writing(b"p" * i), None)
+            for i in range(12)
+        ]
+        assert all(s.durable for s in staged)  # each fsynced when staged: no syncfs to trust
+        assert folders.commit(staged) == [None] * 12
+    finally:
+        folders.close()
+    assert sorted(p.name for p in out.rglob("f*.jpg")) == sorted(f"f{i}.jpg" for i in range(12))
+
+
+def test_syncfs_is_trusted_only_on_local_file_systems_it_writes_out(tmp_path: Path) -> None:
+    from hoard import durable
+
+    fd = os.open(tmp_path, os.O_RDONLY)
+    proc = os.open("/proc", os.O_RDONLY)
+    try:
+        kind = durable.fs_type(os.fstat(fd).st_dev)
+        assert kind is not None  # found in /proc/self/mountinfo
+        assert durable.trusted(fd) == (
+            kind in durable.TRUSTED_TYPES and durable.available()
+            and durable._kernel_reports_errors()
+        )
+        assert durable.fs_type(os.fstat(proc).st_dev) == "proc" and not durable.trusted(proc)
+    finally:
+        os.close(fd)
+        os.close(proc)

@@ -5,13 +5,14 @@ errors and retries, and without making a botocore client."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
 
 from hoard.backends.s3 import S3Backend
 from hoard.backends.wrappers import RetryPolicy
-from hoard.errors import BucketNotFound
+from hoard.errors import BucketNotFound, CredentialsRejected
 from tests.faultproxy import FaultProxy, Request
 
 KEYS = [
@@ -88,3 +89,24 @@ def test_listing_errors_and_retries_are_those_of_the_botocore_path(
                 list(missing.list("x/"))
         finally:
             missing.close()
+
+
+def test_a_listing_reads_nothing_until_iterated_and_lets_no_sdk_error_out(
+    tmp_path: Path, moto_endpoint: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credentials that cannot be had (a failing credential_process) surface as hoard's
+    CredentialsRejected when the listing is read, as on the botocore path, not as a botocore
+    exception when list() is called."""
+
+    config = tmp_path / "aws-config"
+    config.write_text("[profile broken]\ncredential_process = /bin/false\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    b = S3Backend(s3_bucket, endpoint_url=moto_endpoint, path_style=True, profile="broken")
+    try:
+        pages = b.list("x/")  # nothing is asked yet
+        with pytest.raises(CredentialsRejected):
+            next(pages)
+    finally:
+        b.close()

@@ -93,21 +93,24 @@ class Folders:
     Each folder below a root is reached the safe way (``_dir_fd``'s O_NOFOLLOW walk, one level
     at a time from its already-open parent) and its descriptor is kept for the next files placed
     in it, so a symlink planted later cannot redirect anything: hoard writes through the folder
-    it opened, not through a path. At most ``limit`` idle folders stay open.
+    it opened, not through a path. At most ``limit`` idle folders stay open (one with a new
+    entry stays open for the next ``sync``, up to four times the limit).
 
     Durability in bulk: files are written under temporary names (``stage``) and ``commit``
     makes a batch of them durable with one ``syncfs`` per file system (``durable``; where it is
-    not available each file was fsynced when staged), only then renames them into place, and
-    then makes the folders that got a new entry (a file renamed into it, a subfolder created)
-    durable: with a second ``syncfs`` when every folder is on one file system, else with an
-    fsync of each. A caller records a file as done only after the ``commit`` that renamed it
-    returned.
+    not available or not trusted each file was fsynced when staged), only then renames them
+    into place, and then makes the folders that got a new entry (a file renamed into it, a
+    subfolder created) durable: with a second ``syncfs`` when every folder is on one file system
+    it is trusted on, else with an fsync of each. A caller records a file as done only after
+    the ``commit`` that renamed it returned.
     """
 
     def __init__(self, limit: int = 64) -> None:
         self.limit = limit
         self.batch_durable = durable.available()
         self._lock = threading.Lock()
+        #: file systems where syncfs cannot stand in for an fsync each (durable.trusted)
+        self._untrusted: set[int] = set()
         self._open: OrderedDict[tuple[str, tuple[str, ...]], list[int]] = OrderedDict()  # fd, users
         self._changed: set[tuple[str, tuple[str, ...]]] = set()
         #: a descriptor per file system, opened before anything was written there: syncfs on
@@ -125,6 +128,11 @@ class Folders:
             with self._lock:
                 self._open[key][1] -= 1
                 self._trim()
+
+    def syncs(self, device: int) -> bool:
+        """Whether a batch on this file system is made durable by one syncfs (else each file
+        is fsynced when staged)."""
+        return device in self._watch
 
     def changed(self, root: str, parts: list[str]) -> None:
         with self._lock:
@@ -146,9 +154,14 @@ class Folders:
         else:
             fd = _open_root(root)
         device = os.fstat(fd).st_dev if self.batch_durable else 0
+        fresh = self.batch_durable and device not in self._watch and device not in self._untrusted
+        trusted = fresh and durable.trusted(fd)
         with self._lock:
-            if self.batch_durable and device not in self._watch:
-                self._watch[device] = os.dup(fd)
+            if fresh and device not in self._watch and device not in self._untrusted:
+                if trusted:
+                    self._watch[device] = os.dup(fd)
+                else:
+                    self._untrusted.add(device)
             entry = self._open.get(key)
             if entry is not None:  # another thread opened it meanwhile
                 os.close(fd)
@@ -179,33 +192,30 @@ class Folders:
 
     def sync(self) -> None:
         """Make the entries of every folder changed since the last sync durable: one syncfs
-        when all the folders are on one file system that has it, else an fsync of each."""
+        when all the folders are on one file system it is trusted on, else an fsync of each
+        (a folder closed meanwhile is reopened the safe way). A folder whose sync failed stays
+        changed, for the next sync."""
         with self._lock:
             if not self._changed:
                 return
             todo = list(self._changed)
             self._changed.clear()
-            whole = next(iter(self._watch.values())) if len(self._watch) == 1 else None
-            fds = []
-            for key in todo if whole is None else []:
-                entry = self._open[key]  # a changed folder is never closed before its fsync
-                entry[1] += 1
-                fds.append(entry[0])
-        if whole is not None:
-            try:
-                durable.syncfs(whole)
-            finally:
-                with self._lock:
-                    self._trim()  # changed folders kept open for this sync may close now
-            return
+            only = len(self._watch) == 1 and not self._untrusted
+            whole = next(iter(self._watch.values())) if only else None
+        done = 0
         try:
-            for fd in fds:
-                os.fsync(fd)
+            if whole is not None:
+                durable.syncfs(whole)
+                done = len(todo)
+            else:
+                for root, parts in todo:
+                    with self.folder(root, list(parts)) as fd:
+                        os.fsync(fd)
+                    done += 1
         finally:
             with self._lock:
-                for key in todo:
-                    self._open[key][1] -= 1
-                self._trim()
+                self._changed.update(todo[done:])
+                self._trim()  # changed folders kept open for this sync may close now
 
     def commit(self, staged: list[Staged]) -> list[Exception | None]:
         """Make the staged files durable, rename each into place and make the new names
@@ -232,7 +242,7 @@ class Folders:
                         with suppress(OSError):
                             os.unlink(s.tmp, dir_fd=fd)
                         raise
-                self.changed(s.root, list(s.folder))
+                    self.changed(s.root, list(s.folder))  # while held: not closed unsynced
             except (OSError, HoardError) as exc:
                 failed[i] = exc
         self.sync()
@@ -350,15 +360,14 @@ def stage(
                 write(tfd)
                 if mtime_ns is not None:
                     os.utime(tfd, ns=(mtime_ns, mtime_ns))
-                if not folders.batch_durable:
-                    os.fsync(tfd)
                 st = os.fstat(tfd)
+                synced_alone = not folders.syncs(st.st_dev)
+                if synced_alone:
+                    os.fsync(tfd)
             finally:
                 os.close(tfd)
         except BaseException:
             with suppress(OSError):
                 os.unlink(tmp, dir_fd=fd)
             raise
-        return Staged(
-            root, tuple(parts[:-1]), name, tmp, st.st_ino, st.st_dev, not folders.batch_durable
-        )
+        return Staged(root, tuple(parts[:-1]), name, tmp, st.st_ino, st.st_dev, synced_alone)

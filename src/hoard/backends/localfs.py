@@ -64,6 +64,7 @@ class LocalBackend(Backend):
         #: (object, sidecar, device) written since the last flush
         self._unsynced: builtins.list[tuple[str, str, int]] = []
         self._root_fd: int | None = None
+        self._syncfs_trusted = False  # durable.trusted of the root's file system
         if not os.path.isdir(self.root) and not os.path.isdir(os.path.dirname(self.root) or "/"):
             raise BucketNotFound(f"destination folder {self.root} does not exist, nor its parent")
 
@@ -118,6 +119,7 @@ class LocalBackend(Backend):
             with self._lock:
                 if self._root_fd is None:
                     self._root_fd = os.open(self.root, os.O_RDONLY)
+                    self._syncfs_trusted = durable.trusted(self._root_fd)
 
     def flush(self) -> None:
         with self._lock:
@@ -126,7 +128,11 @@ class LocalBackend(Backend):
             return
         try:
             root_dev = os.fstat(self._root_fd).st_dev if self._root_fd is not None else -1
-            if {dev for _, _, dev in pending} == {root_dev} and durable.syncfs(self._root_fd):
+            if (
+                self._syncfs_trusted
+                and {dev for _, _, dev in pending} == {root_dev}
+                and durable.syncfs(self._root_fd)
+            ):
                 return
             folders = set()
             for obj, meta_path, _ in pending:

@@ -39,6 +39,7 @@ from hoard.errors import (
     BackendError,
     BucketNotFound,
     CredentialsRejected,
+    HoardError,
     NotFound,
     NotWarm,
     ObjectChanged,
@@ -148,7 +149,12 @@ def translate(exc: Exception, what: str) -> Exception:
         return error_for_code(str(err.get("Code", "")), status, str(err.get("Message", "")), what)
     if isinstance(exc, bexc.EndpointConnectionError | bexc.ConnectTimeoutError):
         return Unreachable(f"{what}: {exc}")
-    if isinstance(exc, bexc.NoCredentialsError | bexc.PartialCredentialsError):
+    credentials = (
+        bexc.NoCredentialsError,
+        bexc.PartialCredentialsError,
+        bexc.CredentialRetrievalError,
+    )
+    if isinstance(exc, credentials):
         return CredentialsRejected(f"{what}: {exc}")
     transient = (
         bexc.HTTPClientError,
@@ -296,6 +302,14 @@ class S3Backend(Backend):
         return crt or None
 
     def _make_crt(self) -> Any:
+        try:
+            return self._make_crt_path()
+        except HoardError:
+            raise
+        except Exception as exc:  # e.g. a credential_process that fails: no SDK error escapes
+            raise translate(exc, f"connecting to s3://{self.bucket}") from None
+
+    def _make_crt_path(self) -> Any:
         session, region = self._botocore_session()
         return s3_crt.make_path(
             session,
@@ -426,7 +440,7 @@ class S3Backend(Backend):
     def list(self, prefix: str = "") -> Iterator[RemoteObject]:
         what = f"listing s3://{self.bucket}/{prefix}"
         if crt := self._crt():  # no botocore client (or its parsing) just to list
-            return s3_listing.pages(
+            yield from s3_listing.pages(
                 lambda q: self.policy.call(what, lambda: crt.list_objects(q, what)),
                 prefix,
                 self.list_page_size,
@@ -434,7 +448,8 @@ class S3Backend(Backend):
                 COLD,
                 what,
             )
-        return self._list_botocore(prefix)
+        else:  # nothing happens before the listing is read (as for every backend)
+            yield from self._list_botocore(prefix)
 
     def _list_botocore(self, prefix: str) -> Iterator[RemoteObject]:
         token: str | None = None
