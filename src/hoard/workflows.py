@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from hoard.backends.base import Backend
-from hoard.backends.registry import Remote, RemoteOptions, open_backend, parse_remote
+from hoard.backends.registry import Remote, RemoteOptions, open_lazily, parse_remote
 from hoard.catalog import Catalog
 from hoard.config import Config, RemoteConfig, SourceSpec, SyncOptions, Workflow
 from hoard.errors import Interrupted, UsageError
@@ -133,7 +133,7 @@ class Runner:
     stop: threading.Event = field(default_factory=threading.Event)
     inhibitor: Inhibitor | None = None
     warn: Callable[[str], None] = log.warning
-    backend_for: Callable[[Remote, RemoteOptions], Backend] = open_backend
+    backend_for: Callable[[Remote, RemoteOptions], Backend] = open_lazily
 
 
 @dataclass

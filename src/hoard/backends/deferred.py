@@ -5,6 +5,11 @@ A nightly rerun over unchanged files decides everything from the catalog and sen
 when a request is to be made (importing the S3 backend costs ~12 ms of a ~150 ms rerun). Only
 ``url`` is known without opening: it names the store in the catalog. Once open, every call goes
 straight to the real backend.
+
+It is a wrapper, not the backend: ``isinstance`` and ``hasattr`` checks for what a backend
+offers (``UploadCleanup``, say) must be made on an opened backend, and attributes set on the
+wrapper do not reach it. Commands that need such checks (cleanup, restore) open the backend
+directly.
 """
 
 from __future__ import annotations
