@@ -138,7 +138,8 @@ def test_syncfs_is_trusted_only_on_local_file_systems_it_writes_out(tmp_path: Pa
         kind = durable.fs_type(os.fstat(fd).st_dev)
         assert kind is not None  # found in /proc/self/mountinfo
         assert durable.trusted(fd) == (
-            kind in durable.TRUSTED_TYPES and durable.available()
+            kind in durable.TRUSTED_TYPES
+            and durable.available()
             and durable._kernel_reports_errors()
         )
         assert durable.fs_type(os.fstat(proc).st_dev) == "proc" and not durable.trusted(proc)
