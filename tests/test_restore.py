@@ -340,3 +340,62 @@ def test_large_objects_come_in_parallel_ranges_and_are_verified(
                            time.time_ns)
     assert result.failed == 1 and "does not match the recorded" in result.errors[0]
     assert not (out2 / "big.bin").exists() and not list(out2.rglob("*.hoard-part"))
+
+
+def test_a_batch_is_made_durable_then_renamed_then_its_names_synced_then_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order that makes a crash safe: the batch's bytes reach the disk before any file
+    gets its name, the names reach it before the catalog says restored."""
+    from hoard import durable
+    from hoard import restore as r
+    from hoard.backends.localfs import LocalBackend
+    from hoard.catalog import Catalog
+    from hoard.report import NullReporter
+
+    src = make_tree(tmp_path / "src", {f"d{i % 3}/f{i}.txt": f"x{i}" for i in range(12)})
+    catalog_path = str(tmp_path / "c.sqlite")
+    pushed_ok = hoard("push", str(src), "--to", str(tmp_path / "remote"), env={
+        "HOARD_CATALOG": catalog_path})
+    assert pushed_ok.returncode == 0, pushed_ok.stderr
+    events: list[str] = []
+    real_syncfs, real_rename, real_record = durable.syncfs, os.rename, Catalog.record_restores
+
+    def syncfs(fd: int | None) -> bool:
+        events.append("syncfs")
+        return real_syncfs(fd)
+
+    def rename(a: str, b: str, **kw: object) -> None:
+        if str(b).startswith("f"):  # the restored files, not sqlite's or anyone else's
+            events.append("rename")
+        real_rename(a, b, **kw)  # type: ignore[arg-type]
+
+    def record(self: Catalog, job: int, rows: list[object]) -> None:
+        events.append(f"record {len(rows)}")
+        real_record(self, job, rows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(durable, "syncfs", syncfs)
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(Catalog, "record_restores", record)
+    backend = LocalBackend(str(tmp_path / "remote"))
+    catalog = Catalog(catalog_path)
+    try:
+        settings = r.RestoreSettings(url=backend.url, to=str(tmp_path / "out"))
+        steps = r.plan_restore(r.select_prefix(backend, "", catalog), [], settings, catalog,
+                               lambda s: backend, time.time_ns())
+        result = r.run_restore(steps, settings, catalog, lambda s: backend, NullReporter(),
+                               time.time_ns)
+    finally:
+        catalog.close()
+    assert result.failed == 0 and result.restored == 12
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        trusted = durable.trusted(fd)
+    finally:
+        os.close(fd)
+    renames = ["rename"] * 12
+    if trusted:  # one batch: bytes synced, renamed, names synced, recorded
+        assert events == ["syncfs", *renames, "syncfs", "record 12"]
+    else:  # each file fsynced when staged; the folders fsynced after the renames
+        assert events == [*renames, "record 12"]
+    assert {k: v[0] for k, v in tree(tmp_path / "out").items()} == \
+        {k: v[0] for k, v in tree(src).items()}
