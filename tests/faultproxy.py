@@ -1,7 +1,8 @@
 """A small HTTP proxy in front of a real S3 server, for tests: it counts requests (by S3
 operation) and bytes, can delay them, and injects faults — 503 SlowDown answers, connections
-reset mid-body, and bodies corrupted in flight (a flipped byte, so Content-MD5 no longer
-matches). It forwards the Host header untouched, so SigV4 signatures stay valid."""
+reset mid-body, bodies corrupted in flight (a flipped byte, so Content-MD5 no longer
+matches), and wrong-region answers. It forwards the Host header untouched, so SigV4
+signatures stay valid."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ from urllib.parse import parse_qs, urlsplit
 
 INVALID = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidArgument</Code>"
            b"<Message>Unsupported header.</Message></Error>")
+WRONG_REGION = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error>"
+                b"<Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is "
+                b"malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'</Message>"
+                b"<Region>eu-west-1</Region></Error>")
 SLOW_DOWN = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>"
              b"<Message>Please reduce your request rate.</Message></Error>")
 
@@ -117,8 +122,9 @@ class FaultProxy:
                     self.connection.close()
                     return
                 body = self.rfile.read(length) if length else b""
-                if action in ("slowdown", "invalid"):
-                    status, answer = (503, SLOW_DOWN) if action == "slowdown" else (400, INVALID)
+                if action in ("slowdown", "invalid", "wrong-region"):
+                    status, answer = {"slowdown": (503, SLOW_DOWN), "invalid": (400, INVALID),
+                                      "wrong-region": (400, WRONG_REGION)}[action]
                     self.send_response(status)
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(answer)))

@@ -318,3 +318,36 @@ def test_a_listing_through_the_crt_is_the_listing_botocore_reads(
             assert [o.key for o in b.list("nothing/")] == []
         finally:
             b.close()
+
+
+def test_a_bucket_in_another_region_moves_the_run_to_botocore(
+    tmp_path: Path, proxy: tuple[FaultProxy, str], seaweed_bucket: str
+) -> None:
+    """The CRT path does not follow a bucket to its region as botocore does: the first such
+    answer moves every request of the run to botocore, and the upload still succeeds."""
+    p, url = proxy
+    p.decide = lambda r: "wrong-region" if "awscrt/" in r.headers.get("user-agent", "") else "pass"
+    b = _backend(seaweed_bucket, url)
+    try:
+        src = _file(tmp_path, b"abc")
+        assert b.put("k1", src, 3, {}, None).etag == hashlib.md5(b"abc").hexdigest()
+        assert b.crt_requests == 1  # the CRT's PUT, answered "wrong region"
+        b.put("k2", src, 3, {}, None)
+        assert [o.key for o in b.list()] == ["k1", "k2"]
+        with b.open("k2", 0, 3) as stream:
+            assert stream.read() == b"abc"
+        assert b.crt_requests == 1  # nothing went through the CRT after that
+        assert p.outcomes["wrong-region"] == 1
+    finally:
+        b.close()
+
+
+def test_a_wrong_region_through_botocore_stops_the_run_with_a_hint() -> None:
+    from hoard.backends.s3 import error_for_code
+    from hoard.errors import WrongRegion
+
+    exc = error_for_code("AuthorizationHeaderMalformed", 400, "the region 'us-east-1' is wrong;"
+                         " expecting 'eu-west-1'", "uploading k")
+    assert isinstance(exc, WrongRegion) and exc.stops_run and "--region" in (WrongRegion.__doc__
+                                                                             or "")
+    assert isinstance(error_for_code("PermanentRedirect", 301, "", "listing"), WrongRegion)

@@ -99,6 +99,11 @@ class CredentialsRejected(PermissionDenied):
     stops_run = True
 
 
+class WrongRegion(CredentialsRejected):
+    """The bucket is in another region than the one requests were signed for. Set --region (or
+    AWS_REGION, or region in the AWS profile) to the bucket's region."""
+
+
 class NotWarm(BackendError):
     """The object is in an archive tier and must be thawed before it can be read."""
 

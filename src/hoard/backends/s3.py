@@ -47,6 +47,7 @@ from hoard.errors import (
     SourceUnreadable,
     Transient,
     Unreachable,
+    WrongRegion,
 )
 from hoard.model import RemoteObject
 
@@ -128,6 +129,12 @@ def error_for_code(code: str, status: int, message: str, what: str) -> Exception
         return BucketNotFound(detail)
     if code in ("NoSuchKey", "NotFound", "404", "NoSuchUpload"):
         return NotFound(detail)
+    if (
+        code == "PermanentRedirect"
+        or status == 301
+        or (code == "AuthorizationHeaderMalformed" and "region" in message.lower())
+    ):
+        return WrongRegion(detail)
     if code in _CREDENTIALS:
         return CredentialsRejected(detail)
     if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
@@ -253,6 +260,7 @@ class S3Backend(Backend):
         self._shared_client: Any = None
         self._session: Any = None
         self._crt_path: Any = None  # s3_crt.CrtPath once made; False: botocore only
+        self._retired: list[Any] = []  # CRT paths left for botocore (_leave_crt), to close
         self._sender = parts.PartSender(self.workers)
         self._parts = s3_parts.Multipart(self)
         self.list_page_size = 1000
@@ -323,11 +331,21 @@ class S3Backend(Backend):
             for_code=error_for_code,
         )
 
+    def _leave_crt(self, exc: WrongRegion) -> None:
+        """Send every request through botocore from now on: the bucket is in another region
+        than the one the CRT path signs for, and botocore follows it there. The CRT path may be
+        in use by other threads, so it is closed with the backend."""
+        with self._lock:
+            if self._crt_path:
+                self._retired.append(self._crt_path)
+                log.info("%s; every request of this run goes through botocore", exc)
+            self._crt_path = False
+
     @property
     def crt_requests(self) -> int:
         """Requests sent through the CRT data path so far (0 while it is not in use)."""
         crt = self._crt_path
-        return crt.requests if crt else 0
+        return int((crt.requests if crt else 0) + sum(r.requests for r in self._retired))
 
     def part_size_for(self, size: int) -> int:
         return part_size_for(size, self.part_bytes)
@@ -371,8 +389,11 @@ class S3Backend(Backend):
                     headers += [(f"x-amz-meta-{k}", v) for k, v in metadata.items()]
                     headers.append(("x-amz-storage-class", STORAGE_CLASSES[tier]))
                     what = f"uploading {key}"
-                    etag = self.policy.call(what, lambda: crt.put(key, data, headers, what))
-                    return PutResult(etag=etag, tier=tier)
+                    try:
+                        etag = self.policy.call(what, lambda: crt.put(key, data, headers, what))
+                        return PutResult(etag=etag, tier=tier)
+                    except WrongRegion as exc:
+                        self._leave_crt(exc)  # botocore follows the bucket to its region
                 resp = self._call(
                     f"uploading {key}",
                     "put_object",
@@ -417,8 +438,10 @@ class S3Backend(Backend):
             kwargs["Range"] = f"bytes={offset}-{end}"
         if length is not None and 0 < length <= s3_crt.SMALL_READ_BYTES and (crt := self._crt()):
             what, ask = f"reading {key}", kwargs["Range"]
-            data = self.policy.call(what, lambda: crt.get(key, ask, length, what))
-            return io.BytesIO(data)
+            try:
+                return io.BytesIO(self.policy.call(what, lambda: crt.get(key, ask, length, what)))
+            except WrongRegion as exc:
+                self._leave_crt(exc)
         resp = self._call(f"reading {key}", "get_object", Key=key, **kwargs)
         return cast(BinaryIO, resp["Body"])
 
@@ -439,17 +462,26 @@ class S3Backend(Backend):
 
     def list(self, prefix: str = "") -> Iterator[RemoteObject]:
         what = f"listing s3://{self.bucket}/{prefix}"
+        # a generator: nothing happens before the listing is read (as for every backend)
         if crt := self._crt():  # no botocore client (or its parsing) just to list
-            yield from s3_listing.pages(
-                lambda q: self.policy.call(what, lambda: crt.list_objects(q, what)),
-                prefix,
-                self.list_page_size,
-                _tier_of,
-                COLD,
-                what,
-            )
-        else:  # nothing happens before the listing is read (as for every backend)
-            yield from self._list_botocore(prefix)
+            listed = 0
+            try:
+                for obj in s3_listing.pages(
+                    lambda q: self.policy.call(what, lambda: crt.list_objects(q, what)),
+                    prefix,
+                    self.list_page_size,
+                    _tier_of,
+                    COLD,
+                    what,
+                ):
+                    listed += 1
+                    yield obj
+                return
+            except WrongRegion as exc:
+                if listed:
+                    raise
+                self._leave_crt(exc)
+        yield from self._list_botocore(prefix)
 
     def _list_botocore(self, prefix: str) -> Iterator[RemoteObject]:
         token: str | None = None
@@ -581,6 +613,8 @@ class S3Backend(Backend):
             if self._shared_client is not None:
                 self._shared_client.close()
             self._shared_client = None
-            if self._crt_path:
-                self._crt_path.close()
+            for crt in [self._crt_path, *self._retired]:
+                if crt:
+                    crt.close()
             self._crt_path = None
+            self._retired.clear()
