@@ -11,7 +11,6 @@ The order rotates every round; prints each run (wall s, CPU s, peak RSS) and the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -23,33 +22,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from run import CREDENTIALS, drop_bucket, free_port, listing, new_bucket, s3_client  # noqa: E402
-
-
-def start_weed(weed: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    config = root / "s3.json"
-    keys = {"accessKey": "testing", "secretKey": "testing"}
-    actions = ["Admin", "Read", "Write", "List", "Tagging"]
-    config.write_text(
-        json.dumps({"identities": [{"name": "h", "credentials": [keys], "actions": actions}]})
-    )
-    port = free_port(twin=True)
-    args = [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-s3.port={port}", f"-s3.config={config}"]  # fmt: skip
-    args += [f"-{n}.port={free_port(twin=True)}" for n in ("master", "volume", "filer", "admin")]
-    args += [f"-webdav.port={free_port()}", f"-metricsPort={free_port()}"]
-    with open(root / "weed.log", "wb") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"SeaweedFS did not start: {(root / 'weed.log').read_text()[-800:]}")
-        try:
-            s3_client(url).list_buckets()
-            return proc, url
-        except Exception:
-            time.sleep(0.5)
+from run import CREDENTIALS, drop_bucket, listing, new_bucket, s3_client, seaweedfs  # noqa: E402
 
 
 def timed(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float, float]:
@@ -76,8 +49,10 @@ def main() -> None:
     expected = {f.name: f.stat().st_size for f in Path(args.data).iterdir()}
     tools = args.tools.split(",")
     results: dict[str, list[tuple[float, float, float]]] = {t: [] for t in tools}
-    with tempfile.TemporaryDirectory(prefix="ab-large-") as tmp:
-        proc, url = start_weed(f"{args.peers}/weed", Path(tmp))
+    with (
+        tempfile.TemporaryDirectory(prefix="ab-large-") as tmp,
+        seaweedfs(Path(tmp) / "seaweed", f"{args.peers}/weed") as url,
+    ):
         client = s3_client(url)
         Path(tmp, "rclone.conf").touch()
         env.update(RCLONE_CONFIG=f"{tmp}/rclone.conf", RCLONE_CONFIG_BENCH_TYPE="s3",
@@ -85,39 +60,33 @@ def main() -> None:
                    RCLONE_CONFIG_BENCH_ACCESS_KEY_ID="testing",
                    RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY="testing",
                    RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true")  # fmt: skip
-        try:
-            for r in range(args.rounds):
-                for t in tools[r % len(tools) :] + tools[: r % len(tools)]:
-                    bucket = f"ab-{t.lower()}-{uuid.uuid4().hex[:8]}"
-                    new_bucket(client, bucket)
-                    if t == "S":
-                        argv = [f"{args.peers}/s5cmd", "--endpoint-url", url, "--log", "error",
-                                "--numworkers", "8", "cp", "--concurrency", "8", "--part-size",
-                                "16", f"{args.data}/*", f"s3://{bucket}/data/"]  # fmt: skip
-                        cwd = tmp
-                    elif t == "R":
-                        argv = ["rclone", "copy", args.data, f"bench:{bucket}/data",
-                                "--transfers", "8", "--checkers", "8",
-                                "--s3-upload-concurrency", "8", "--s3-chunk-size", "16Mi",
-                                "--s3-upload-cutoff", "64Mi"]  # fmt: skip
-                        cwd = tmp
-                    else:
-                        cwd = args.a if t == "A" else args.b
-                        argv = [f"{cwd}/.venv/bin/python", "-m", "hoard", "push", args.data,
-                                "--to", f"s3://{bucket}/data", "--endpoint-url", url,
-                                "--path-style", "--catalog", f"{tmp}/{bucket}.sqlite", "-q",
-                                "--workers", "8", "--log-file", f"{tmp}/hoard.log"]  # fmt: skip
-                    wall, cpu, rss = timed(argv, env, cwd)
-                    got = listing(client, bucket, "data")
-                    assert got == expected, (t, got)
-                    drop_bucket(client, bucket)
-                    results[t].append((wall, cpu, rss))
-                    print(
-                        f"round {r + 1} {t}: {wall:.2f} s {cpu:.2f} s CPU {rss:.0f} MB", flush=True
-                    )
-        finally:
-            proc.terminate()
-            proc.wait(20)
+        for r in range(args.rounds):
+            for t in tools[r % len(tools) :] + tools[: r % len(tools)]:
+                bucket = f"ab-{t.lower()}-{uuid.uuid4().hex[:8]}"
+                new_bucket(client, bucket)
+                if t == "S":
+                    argv = [f"{args.peers}/s5cmd", "--endpoint-url", url, "--log", "error",
+                            "--numworkers", "8", "cp", "--concurrency", "8", "--part-size",
+                            "16", f"{args.data}/*", f"s3://{bucket}/data/"]  # fmt: skip
+                    cwd = tmp
+                elif t == "R":
+                    argv = ["rclone", "copy", args.data, f"bench:{bucket}/data",
+                            "--transfers", "8", "--checkers", "8",
+                            "--s3-upload-concurrency", "8", "--s3-chunk-size", "16Mi",
+                            "--s3-upload-cutoff", "64Mi"]  # fmt: skip
+                    cwd = tmp
+                else:
+                    cwd = args.a if t == "A" else args.b
+                    argv = [f"{cwd}/.venv/bin/python", "-m", "hoard", "push", args.data,
+                            "--to", f"s3://{bucket}/data", "--endpoint-url", url,
+                            "--path-style", "--catalog", f"{tmp}/{bucket}.sqlite", "-q",
+                            "--workers", "8", "--log-file", f"{tmp}/hoard.log"]  # fmt: skip
+                wall, cpu, rss = timed(argv, env, cwd)
+                got = listing(client, bucket, "data")
+                assert got == expected, (t, got)
+                drop_bucket(client, bucket)
+                results[t].append((wall, cpu, rss))
+                print(f"round {r + 1} {t}: {wall:.2f} s {cpu:.2f} s CPU {rss:.0f} MB", flush=True)
     mb = sum(expected.values()) / 1e6
     for t, rs in results.items():
         w = statistics.median(x[0] for x in rs)

@@ -1,4 +1,5 @@
-"""Medians of bench/ab_restore.sh's times.txt: per tool wall, user, sys, user+sys, and wall ÷ s5cmd's.
+"""Medians of bench/ab_restore.sh's times.txt: per tool wall, user, sys, user+sys, and wall ÷
+s5cmd's.
 
     python3 bench/ab_summary.py /tmp/ab-restore/times.txt
 """
@@ -12,10 +13,11 @@ from collections import defaultdict
 
 def main(path: str) -> None:
     runs: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-    for line in open(path, encoding="utf-8"):
-        f = line.split()
-        if len(f) >= 8 and f[3] == "wall":
-            runs[f[1]].append((float(f[2]), float(f[4]), float(f[6])))
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            f = line.split()
+            if len(f) >= 8 and f[3] == "wall":
+                runs[f[1]].append((float(f[2]), float(f[4]), float(f[6])))
     med = {t: [statistics.median(col) for col in zip(*rs, strict=True)] for t, rs in runs.items()}
     s5 = med.get("S", [0.0])[0]
     for t, (wall, user, sys_) in sorted(med.items()):

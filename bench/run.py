@@ -258,9 +258,9 @@ def free_port(twin: bool = False) -> int:
 
 
 @contextlib.contextmanager
-def seaweedfs() -> Iterator[str]:
-    """`weed mini` on 127.0.0.1, every port chosen free; yields the S3 endpoint; always stops."""
-    root = WORK / "seaweed"
+def seaweedfs(root: Path = WORK / "seaweed", weed: str | None = None) -> Iterator[str]:
+    """`weed mini` on 127.0.0.1 (``weed``: the binary, by default the peers venv's) with its
+    data under ``root``, every port chosen free; yields the S3 endpoint; always stops."""
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     LOGS.mkdir(parents=True, exist_ok=True)
@@ -271,7 +271,7 @@ def seaweedfs() -> Iterator[str]:
         json.dumps({"identities": [{"name": "hoard", "credentials": [keys], "actions": actions}]})
     )
     s3_port = free_port(twin=True)
-    args = [str(venv_bin("weed")), "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1",
+    args = [weed or str(venv_bin("weed")), "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1", f"-s3.port={s3_port}", f"-s3.config={config}"]  # fmt: skip
     args += [
         f"-{name}.port={free_port(twin=True)}" for name in ("master", "volume", "filer", "admin")
