@@ -343,7 +343,7 @@ def test_a_bucket_in_another_region_moves_the_run_to_botocore(
 
 
 def test_a_wrong_region_through_botocore_stops_the_run_with_a_hint() -> None:
-    from hoard.backends.s3 import error_for_code
+    from hoard.backends.s3_errors import error_for_code
     from hoard.errors import WrongRegion
 
     exc = error_for_code("AuthorizationHeaderMalformed", 400, "the region 'us-east-1' is wrong;"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore import exceptions as bexc
 
-from hoard.backends.s3 import translate
+from hoard.backends.s3_errors import translate
 from hoard.backends.s3_parts import ChecksumMismatch
 from hoard.errors import (
     BackendError,

@@ -6,7 +6,7 @@ S3 backend sends single-request PUTs, small ranged GETs and listings (ListObject
 ``s3_listing``) through here, and everything else (multipart, HEAD, deletes, copies, thaws)
 through botocore. One request is exactly
 one HTTP request: the CRT's own retries are off (``RetryPolicy`` retries, as for botocore), and
-its error responses are translated by the same rules as botocore's (``s3.error_for_code``).
+its error responses are translated by the same rules as botocore's (``s3_errors.error_for_code``).
 
 awscrt is imported only when the first request is made; if it cannot be imported, or the
 configuration needs something this path does not do (a proxy, an endpoint from the AWS config
