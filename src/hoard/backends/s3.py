@@ -353,9 +353,14 @@ class S3Backend(Backend):
         if offset or length is not None:
             end = "" if length is None else str(offset + length - 1)
             kwargs["Range"] = f"bytes={offset}-{end}"
-        if length is not None and 0 < length <= s3_crt.SMALL_READ_BYTES and (crt := self._crt()):
+        if length is not None and length > 0 and (crt := self._crt()):
             what, ask = f"reading {key}", kwargs["Range"]
             try:
+                if length > s3_crt.SMALL_READ_BYTES:  # streamed: http.client, CRT-signed
+                    return cast(
+                        BinaryIO,
+                        self.policy.call(what, lambda: crt.open_range(key, offset, length, what)),
+                    )
                 return io.BytesIO(self.policy.call(what, lambda: crt.get(key, ask, length, what)))
             except WrongRegion as exc:
                 self._leave_crt(exc)
