@@ -104,6 +104,28 @@ def test_throttling_and_resets_before_the_body_are_retried(
         b.close()
 
 
+def test_a_pooled_connection_the_store_dropped_is_replaced_without_a_retry(
+    proxy: tuple[FaultProxy, str], seaweed_bucket: str, big: str, data: bytes
+) -> None:
+    p, url = proxy
+    seen: list[str] = []
+
+    def drop_second(r: object) -> str:
+        seen.append("x")
+        return "reset" if len(seen) == 2 else "pass"
+
+    p.decide = drop_second  # the second request, on the first one's connection, is reset
+    policy = RetryPolicy(sleep=lambda s: None)
+    b = _backend(seaweed_bucket, url, policy=policy)
+    try:
+        for offset in (0, RANGE):
+            with b.open(big, offset, RANGE) as stream:
+                assert stream.read() == data[offset : offset + RANGE]
+        assert len(seen) == 3 and p.outcomes["reset"] == 1 and policy.retries == 0
+    finally:
+        b.close()
+
+
 def test_a_body_cut_short_is_transient_and_nothing_short_is_accepted(
     tmp_path: Path, proxy: tuple[FaultProxy, str], seaweed_bucket: str, big: str
 ) -> None:
