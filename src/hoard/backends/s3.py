@@ -2,8 +2,9 @@
 
 One botocore client shared by every thread (botocore's low-level clients are thread-safe; the
 first client costs ~150 ms of CPU for the service model and endpoint rules, each further one
-~4 ms, and a restore has up to 4 range threads per worker), small objects through awscrt
-(``s3_crt``); retries are left to
+~4 ms, and a restore has up to 4 range threads per worker), small objects and listings through
+awscrt (``s3_crt``), ranged reads above 8 MiB over http.client signed by awscrt (``s3_ranges``),
+so restoring warm objects the catalog knows makes no botocore client; retries are left to
 ``wrappers.Retrying`` so they are the same for every backend. Every body carries a checksum the
 store verifies, so it rejects a corrupted transfer instead of storing it: Content-MD5, or for
 parts CRC64NVME (~30x cheaper to compute) where the store is shown to check it. Files above the
