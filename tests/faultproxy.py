@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -59,7 +60,8 @@ class Request:
         return int(self.query["partNumber"][0]) if "partNumber" in self.query else None
 
 
-#: Decides what happens to a request: "pass", "slowdown", "reset", "corrupt", "accept" (a
+#: Decides what happens to a request: "pass", "slowdown", "reset", "truncate" (the answer's
+#: headers and half its body, then a reset), "corrupt", "accept" (a
 #: 200 answer with an ETag, never forwarded: a store that takes a body without checking it) or
 #: "invalid" (400 InvalidArgument, never forwarded: a store that does not know the request).
 Decide = Callable[[Request], str]
@@ -75,6 +77,7 @@ class FaultProxy:
     statuses: list[tuple[str, int, bytes]] = field(default_factory=list)
     in_flight: Counter[str] = field(default_factory=Counter)
     max_in_flight: Counter[str] = field(default_factory=Counter)
+    tls: ssl.SSLContext | None = None  # serve https with this context
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -171,6 +174,14 @@ class FaultProxy:
                 self.send_header("Content-Length",
                                  head_length if self.command == "HEAD" else str(len(data)))
                 self.end_headers()
+                if action == "truncate":  # half the body, then the connection is reset
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    self.connection.close()
+                    return
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
@@ -181,11 +192,14 @@ class FaultProxy:
                 pass  # clients killed mid-request (the point of these tests) are not errors
 
         server = Server(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         server.daemon_threads = True
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
+            scheme = "https" if self.tls is not None else "http"
+            yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
         finally:
             server.shutdown()
             server.server_close()

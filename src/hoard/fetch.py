@@ -49,7 +49,7 @@ class InOrderHash:
         self._busy = False
         self.frontier = 0  # every byte before it has been hashed
 
-    def wrote(self, offset: int, data: bytes) -> None:
+    def wrote(self, offset: int, data: bytes | memoryview) -> None:
         end = offset + len(data)
         with self._lock:
             if self._busy or offset != self.frontier:
@@ -111,7 +111,7 @@ def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
     return cast(Callable[[int, int, int, int], int], call)
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     done = os.pwrite(fd, data, offset)
     while done < len(data):
         done += os.pwrite(fd, memoryview(data)[done:], offset + done)
@@ -124,11 +124,21 @@ def fetch_range(
     stream = backend.open(key, offset, length)
     got = 0
     try:
-        while chunk := stream.read(CHUNK_BYTES):
-            _pwrite_all(fd, chunk, offset + got)
-            if hasher is not None:
-                hasher.wrote(offset + got, chunk)
-            got += len(chunk)
+        readinto = getattr(stream, "readinto", None)
+        if readinto is None:  # a stream that can only hand out new bytes objects
+            while chunk := stream.read(CHUNK_BYTES):
+                _pwrite_all(fd, chunk, offset + got)
+                if hasher is not None:
+                    hasher.wrote(offset + got, chunk)
+                got += len(chunk)
+        else:  # one buffer for the whole range: no allocation per chunk
+            buffer = memoryview(bytearray(min(CHUNK_BYTES, max(1, length))))
+            while n := readinto(buffer):
+                part = buffer[:n]
+                _pwrite_all(fd, part, offset + got)
+                if hasher is not None:
+                    hasher.wrote(offset + got, part)
+                got += n
     finally:
         stream.close()
     if got != length:

@@ -2,8 +2,9 @@
 
 One botocore client shared by every thread (botocore's low-level clients are thread-safe; the
 first client costs ~150 ms of CPU for the service model and endpoint rules, each further one
-~4 ms, and a restore has up to 4 range threads per worker), small objects through awscrt
-(``s3_crt``); retries are left to
+~4 ms, and a restore has up to 4 range threads per worker), small objects and listings through
+awscrt (``s3_crt``), ranged reads above 8 MiB over http.client signed by awscrt (``s3_ranges``),
+so restoring warm objects the catalog knows makes no botocore client; retries are left to
 ``wrappers.Retrying`` so they are the same for every backend. Every body carries a checksum the
 store verifies, so it rejects a corrupted transfer instead of storing it: Content-MD5, or for
 parts CRC64NVME (~30x cheaper to compute) where the store is shown to check it. Files above the
@@ -353,9 +354,14 @@ class S3Backend(Backend):
         if offset or length is not None:
             end = "" if length is None else str(offset + length - 1)
             kwargs["Range"] = f"bytes={offset}-{end}"
-        if length is not None and 0 < length <= s3_crt.SMALL_READ_BYTES and (crt := self._crt()):
+        if length is not None and length > 0 and (crt := self._crt()):
             what, ask = f"reading {key}", kwargs["Range"]
             try:
+                if length > s3_crt.SMALL_READ_BYTES:  # streamed: http.client, CRT-signed
+                    return cast(
+                        BinaryIO,
+                        self.policy.call(what, lambda: crt.open_range(key, offset, length, what)),
+                    )
                 return io.BytesIO(self.policy.call(what, lambda: crt.get(key, ask, length, what)))
             except WrongRegion as exc:
                 self._leave_crt(exc)

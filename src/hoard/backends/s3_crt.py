@@ -1,10 +1,10 @@
-"""The small-object data path of the S3 backend through the AWS common runtime (awscrt).
+"""The S3 backend's data path through the AWS common runtime (awscrt), for small objects.
 
 botocore costs about 3 ms of CPU per request (event hooks, signing, urllib3); awscrt's native
 ``S3Client`` signs and sends the same request for about 0.4 ms (bench/spike_small_put.py). The
-S3 backend sends single-request PUTs, small ranged GETs and listings (ListObjectsV2, parsed in
-``s3_listing``) through here, and everything else (multipart, HEAD, deletes, copies, thaws)
-through botocore. One request is exactly
+S3 backend sends single-request PUTs, ranged GETs (large ones through ``s3_ranges``, signed with
+this path's credentials) and listings (ListObjectsV2, parsed in ``s3_listing``) through here, and
+everything else (multipart, HEAD, deletes, copies, thaws) through botocore. One request is exactly
 one HTTP request: the CRT's own retries are off (``RetryPolicy`` retries, as for botocore), and
 its error responses are translated by the same rules as botocore's (``s3_errors.error_for_code``).
 
@@ -31,8 +31,8 @@ from hoard.errors import BackendError, CredentialsRejected, Transient, Unreachab
 log = logging.getLogger("hoard.s3")
 
 #: files up to this size go up in one PUT through the CRT, and ranges up to this size are read
-#: with one buffered GET; larger single PUTs and reads stay on botocore, whose per-socket read
-#: timeout notices a dead connection sooner and which streams a read instead of buffering it
+#: with one buffered GET; larger single PUTs stay on botocore, whose per-socket read timeout
+#: notices a dead connection sooner; larger ranges are streamed through ``s3_ranges``
 SMALL_PUT_BYTES = 8 << 20
 SMALL_READ_BYTES = 8 << 20
 #: the most a listing page (1,000 keys) may send
@@ -232,14 +232,19 @@ class CrtPath:
 
         self.endpoint = endpoint
         self.url = f"{endpoint.scheme}://{endpoint.host}"
+        self.region = region
+        self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
+        self.ca_bundle = ca_bundle
+        self.max_connections = max_connections
         self._for_code = for_code
         self._user_agent = user_agent
         self._lock = threading.Lock()
         self.requests = 0  # requests sent through the CRT (tests check the path is used)
         self._elg = crt_io.EventLoopGroup(min(2, os.cpu_count() or 1))
         bootstrap = crt_io.ClientBootstrap(self._elg, crt_io.DefaultHostResolver(self._elg))
-        provider = _provider(auth, credentials)
+        provider = self.provider = _provider(auth, credentials)
+        self._ranges: Any = None  # s3_ranges.RangeReader, made on the first large read
         tls_mode = s3.S3RequestTlsMode.ENABLED
         tls_options = None
         if endpoint.scheme == "http":
@@ -272,6 +277,33 @@ class CrtPath:
         """One GetObject of a byte range, read whole into memory (``length`` is small)."""
         call = self._send("GET", key, [("Range", range_header)], what, limit=length)
         return b"".join(call.chunks)
+
+    def open_range(self, key: str, offset: int, length: int, what: str) -> Any:
+        """One GetObject of a large byte range, as a stream (``s3_ranges``: http.client, signed
+        with this path's credentials and region)."""
+        ranges = self._ranges
+        if ranges is None:
+            from hoard.backends.s3_ranges import RangeReader
+
+            with self._lock:
+                if self._client is None:
+                    raise BackendError(f"{what}: the connection to the store is closed")
+                if self._ranges is None:
+                    self._ranges = RangeReader(
+                        self.endpoint,
+                        self.region,
+                        self.provider,
+                        connect_timeout_s=self.connect_timeout_s,
+                        read_timeout_s=self.read_timeout_s,
+                        ca_bundle=self.ca_bundle,
+                        for_code=self._for_code,
+                        user_agent=self._user_agent,
+                        max_idle=2 * self.max_connections,
+                    )
+                ranges = self._ranges
+        with self._lock:
+            self.requests += 1
+        return ranges.open(key, offset, length, what)
 
     def list_objects(self, query: str, what: str) -> bytes:
         """One ListObjectsV2 of the bucket (``query``: its query string); the XML answer."""
@@ -343,6 +375,10 @@ class CrtPath:
                 return error_for_crt(exc, what, self.url, self._for_code)
 
     def close(self) -> None:
+        with self._lock:
+            ranges, self._ranges = self._ranges, None
+        if ranges is not None:
+            ranges.close()
         client, self._client = self._client, None
         if client is not None:
             done = client.shutdown_event
