@@ -363,7 +363,8 @@ def make_path(
     for_code: Callable[[str, int, str, str], Exception],
 ) -> CrtPath | None:
     """The CRT data path for a bucket, from the botocore ``session`` (credentials, CA bundle,
-    config); None where it cannot be used, said in the log at debug level."""
+    config) or ``s3_env.EnvSession``; None where it cannot be used, said in the log at debug
+    level."""
     from hoard import __version__
 
     try:
@@ -403,11 +404,12 @@ def make_path(
 
 def _provider(auth: Any, credentials: Any) -> Any:
     """A CRT credentials provider over botocore's credentials (the same chain as the botocore
-    path: --profile, environment, config files, SSO, instance roles). Credentials that can
-    expire are asked for on every signing, so botocore refreshes them as it would."""
-    from botocore.credentials import Credentials
+    path: --profile, environment, config files, SSO, instance roles), or over the environment's
+    (``s3_env``). Credentials that can expire are asked for on every signing, so botocore
+    refreshes them as it would."""
+    from hoard.backends.s3_env import EnvCredentials
 
-    if type(credentials) is Credentials:
+    if isinstance(credentials, EnvCredentials) or _static_botocore(credentials):
         c = credentials.get_frozen_credentials()
         return auth.AwsCredentialsProvider.new_static(c.access_key, c.secret_key, c.token)
 
@@ -416,3 +418,9 @@ def _provider(auth: Any, credentials: Any) -> Any:
         return auth.AwsCredentials(c.access_key, c.secret_key, c.token)
 
     return auth.AwsCredentialsProvider.new_delegate(current)
+
+
+def _static_botocore(credentials: Any) -> bool:
+    from botocore.credentials import Credentials
+
+    return type(credentials) is Credentials
