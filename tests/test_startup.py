@@ -102,3 +102,18 @@ def test_a_small_push_to_s3_with_keys_in_the_environment_makes_no_botocore_sessi
     first = loaded(*args)
     assert "awscrt.s3" in first and "hoard.backends.s3_env" in first  # the files went up
     assert [m for m in ("botocore.session", "botocore.client", "boto3") if imported(first, m)] == []
+
+
+#: push's own modules: the scan, the planner, the uploader and its display
+PUSH_ONLY = ("hoard.push", "hoard.scan", "hoard.plan", "hoard.transfer", "hoard.console",
+             "hoard.keyindex")
+
+
+def test_a_restore_or_a_help_loads_none_of_push_s_modules(tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": "a", "d/b.txt": "b"})
+    remote, cat = str(tmp_path / "remote"), str(tmp_path / "c.sqlite")
+    assert "hoard.push" in loaded("push", str(src), "--to", remote, "--catalog", cat, "-q")
+    restored = loaded("restore", remote, "--to", str(tmp_path / "out"), "--catalog", cat, "-q")
+    assert (tmp_path / "out" / "d" / "b.txt").read_text() == "b"
+    assert [m for m in PUSH_ONLY if imported(restored, m)] == []
+    assert [m for m in PUSH_ONLY if imported(loaded("push", "--help"), m)] == []
