@@ -100,6 +100,12 @@ AGREES: list[tuple[str, dict[str, str], str | None, str | None]] = [
         BENCH_CONFIG,
         None,
     ),
+    (
+        "a config that may ignore the environment's endpoint keeps botocore",
+        {**KEYS, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
+        "[default]\nignore_configured_endpoint_urls = true\n",
+        None,
+    ),
     ("the config file is a folder", {**KEYS, "AWS_CONFIG_FILE": "."}, None, None),
     ("an empty config file name", {**KEYS, "AWS_CONFIG_FILE": ""}, None, None),
     (

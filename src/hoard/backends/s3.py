@@ -240,6 +240,7 @@ class S3Backend(Backend):
         session: Any = s3_env.from_environment(self.profile)
         if session is not None:
             region = self.region or session.region or "us-east-1"
+            log.debug("credentials from the environment, region %s: no botocore session", region)
         else:
             session, region = self._botocore_session()
         return s3_crt.make_path(

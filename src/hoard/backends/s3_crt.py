@@ -135,6 +135,11 @@ def needs_botocore(scoped_config: Mapping[str, Any], endpoint_url: str | None) -
     for name in _BOTOCORE_ONLY_CONFIG:
         if name in scoped_config and (endpoint_url is None or name != "endpoint_url"):
             return f"the AWS config sets {name}"
+    if (
+        "ignore_configured_endpoint_urls" in scoped_config
+        and "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS" not in os.environ
+    ):  # botocore may then ignore $AWS_ENDPOINT_URL…, which configured_endpoint would follow
+        return "the AWS config sets ignore_configured_endpoint_urls"
     s3 = scoped_config.get("s3")
     for name in _BOTOCORE_ONLY_S3:
         if isinstance(s3, Mapping) and name in s3:
