@@ -278,6 +278,14 @@ def test_a_proxy_or_a_configured_endpoint_keeps_botocore(monkeypatch: pytest.Mon
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
     assert s3_crt.configured_endpoint(None) == "http://127.0.0.1:1"
     assert s3_crt.configured_endpoint("http://o") == "http://o"
+    # botocore reads this from the config where the environment does not say: it may then not
+    # go where $AWS_ENDPOINT_URL says
+    monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", raising=False)
+    ignoring = {"ignore_configured_endpoint_urls": "true"}
+    assert s3_crt.needs_botocore(ignoring, "http://127.0.0.1:1") == (
+        "the AWS config sets ignore_configured_endpoint_urls")
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false")
+    assert s3_crt.needs_botocore(ignoring, "http://127.0.0.1:1") is None
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
     assert s3_crt.needs_botocore({}, "http://y") == "$HTTPS_PROXY is set"
 

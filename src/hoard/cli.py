@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from hoard import __version__, console
+from hoard import __version__
 from hoard.backends.base import Backend
 from hoard.backends.registry import (
     Remote,
@@ -29,8 +29,11 @@ from hoard.cli_common import common, remote_options, wait_lock_option, writer_lo
 from hoard.errors import HoardError, UsageError
 from hoard.hashing import ALGORITHMS
 from hoard.keys import DEFAULT_TEMPLATE, VARIABLES, Template
-from hoard.push import PushResult, PushSettings, run_push
 from hoard.units import parse_size
+
+if TYPE_CHECKING:
+    from hoard.console import ConsoleReporter
+    from hoard.push import PushResult, PushSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("hoard")
@@ -46,7 +49,9 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> in
 
 
 #: Commands whose modules load only when the command runs (or help lists it): a push or a
-#: rerun never pays for importing restore, the workflow scheduler or the config parser.
+#: rerun never pays for importing restore, the workflow scheduler or the config parser. Likewise
+#: push's own modules (hoard.push, hoard.console and what they import: scan, plan, transfer, …)
+#: load inside the commands that use them, not for a restore or a --help.
 LAZY_COMMANDS = {
     "restore": "hoard.cli_restore:restore",
     "catalog": "hoard.cli_restore:catalog_group",
@@ -178,6 +183,8 @@ def _prepare(
     remote = parse_remote(url)
     if opts.tier is not None and opts.tier not in (tiers := capabilities_of(remote).tiers):
         raise UsageError(f"--tier {opts.tier}: {remote.scheme} offers {', '.join(tiers)}")
+    from hoard.push import PushSettings
+
     Template.compile(opts.template)
     s3 = replace(
         s3,
@@ -204,15 +211,17 @@ def _prepare(
     return remote, settings, s3
 
 
-R = TypeVar("R", bound=PushResult)
+R = TypeVar("R", bound="PushResult")
 
 
 def _run(
     opts: TransferOptions,
     remote: Remote,
     s3: RemoteOptions,
-    job: Callable[[Backend, console.ConsoleReporter], R],
+    job: Callable[[Backend, ConsoleReporter], R],
 ) -> tuple[R, float]:
+    from hoard import console
+
     backend = open_lazily(remote, s3)
     t0 = time.monotonic()
     try:
@@ -252,6 +261,9 @@ def push(
     base: str | None,
     wait_lock: float,
 ) -> None:
+    from hoard import console
+    from hoard.push import run_push
+
     remote, settings, s3 = _prepare(opts, s3, sources, to, base)
     with writer_lock(catalog, "hoard push", wait_lock, opts.dry_run):
         result, elapsed = _run(
@@ -339,6 +351,7 @@ def sync(
     delete_whole_bucket: str | None,
     wait_lock: float,
 ) -> None:
+    from hoard import console
     from hoard.sync import SyncSettings, run_sync
 
     remote, push_settings, s3 = _prepare(opts, s3, (source,), url, base)
@@ -379,6 +392,8 @@ def sync(
 @common
 def history(catalog: Catalog, path: str, as_json: bool) -> None:
     """Every transfer of a file (or of the files under a folder): job, key, hash, time."""
+    from hoard import console
+
     full = os.path.abspath(os.path.expanduser(path))
     rows = catalog.history(full)
     if as_json:
@@ -395,6 +410,8 @@ def history(catalog: Catalog, path: str, as_json: bool) -> None:
 @common
 def jobs(catalog: Catalog, limit: int, as_json: bool) -> None:
     """Past runs with their outcome and counts, newest first."""
+    from hoard import console
+
     rows = catalog.jobs(limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -410,6 +427,8 @@ def jobs(catalog: Catalog, limit: int, as_json: bool) -> None:
 @common
 def show(catalog: Catalog, job_id: int, as_json: bool) -> None:
     """One job: the exact settings it ran with, its counts and its transfers."""
+    from hoard import console
+
     job = catalog.job(job_id)
     if job is None:
         raise UsageError(f"no job {job_id} in the catalog (see `hoard jobs`)")

@@ -135,6 +135,11 @@ def needs_botocore(scoped_config: Mapping[str, Any], endpoint_url: str | None) -
     for name in _BOTOCORE_ONLY_CONFIG:
         if name in scoped_config and (endpoint_url is None or name != "endpoint_url"):
             return f"the AWS config sets {name}"
+    if (
+        "ignore_configured_endpoint_urls" in scoped_config
+        and "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS" not in os.environ
+    ):  # botocore may then ignore $AWS_ENDPOINT_URL…, which configured_endpoint would follow
+        return "the AWS config sets ignore_configured_endpoint_urls"
     s3 = scoped_config.get("s3")
     for name in _BOTOCORE_ONLY_S3:
         if isinstance(s3, Mapping) and name in s3:
@@ -399,7 +404,8 @@ def make_path(
     for_code: Callable[[str, int, str, str], Exception],
 ) -> CrtPath | None:
     """The CRT data path for a bucket, from the botocore ``session`` (credentials, CA bundle,
-    config); None where it cannot be used, said in the log at debug level."""
+    config) or ``s3_env.EnvSession``; None where it cannot be used, said in the log at debug
+    level."""
     from hoard import __version__
 
     try:
@@ -439,11 +445,12 @@ def make_path(
 
 def _provider(auth: Any, credentials: Any) -> Any:
     """A CRT credentials provider over botocore's credentials (the same chain as the botocore
-    path: --profile, environment, config files, SSO, instance roles). Credentials that can
-    expire are asked for on every signing, so botocore refreshes them as it would."""
-    from botocore.credentials import Credentials
+    path: --profile, environment, config files, SSO, instance roles), or over the environment's
+    (``s3_env``). Credentials that can expire are asked for on every signing, so botocore
+    refreshes them as it would."""
+    from hoard.backends.s3_env import EnvCredentials
 
-    if type(credentials) is Credentials:
+    if isinstance(credentials, EnvCredentials) or _static_botocore(credentials):
         c = credentials.get_frozen_credentials()
         return auth.AwsCredentialsProvider.new_static(c.access_key, c.secret_key, c.token)
 
@@ -452,3 +459,9 @@ def _provider(auth: Any, credentials: Any) -> Any:
         return auth.AwsCredentials(c.access_key, c.secret_key, c.token)
 
     return auth.AwsCredentialsProvider.new_delegate(current)
+
+
+def _static_botocore(credentials: Any) -> bool:
+    from botocore.credentials import Credentials
+
+    return type(credentials) is Credentials
