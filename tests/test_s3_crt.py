@@ -69,6 +69,30 @@ def test_a_small_put_is_one_crt_request_with_md5_metadata_and_tier(
         b.close()
 
 
+def test_many_crt_clients_in_one_process_keep_a_bounded_number_of_thread_states(
+    tmp_path: Path, seaweed_bucket: str, seaweed_endpoint: str
+) -> None:
+    """The CRT threads keep their Python thread state (no state made and freed per callback);
+    clients that come and go (a daemon's runs) do not add states without end."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [_file(tmp_path, os.urandom(100 + i), f"f{i}") for i in range(12)]
+    for run in range(8):
+        b = _backend(seaweed_bucket, seaweed_endpoint)
+        try:
+            keys = [f"k/{run}/{Path(f).name}" for f in files]
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(b.put, keys, files, [os.path.getsize(f) for f in files],
+                              [MD] * len(files), [None] * len(files)))
+            assert b.crt_requests == len(files)
+        finally:
+            b.close()
+        assert 0 < len(s3_crt._KEPT) <= s3_crt.KEEP_STATES_AT_MOST
+    listed = boto3.client("s3", endpoint_url=seaweed_endpoint).list_objects_v2(
+        Bucket=seaweed_bucket, Prefix="k/")
+    assert listed["KeyCount"] == 8 * len(files)
+
+
 def test_small_ranged_reads_go_through_the_crt(
     tmp_path: Path, proxy: tuple[FaultProxy, str], seaweed_bucket: str
 ) -> None:

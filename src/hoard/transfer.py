@@ -9,10 +9,8 @@ missing bucket, rejected credentials, full disk) stops the run.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -148,12 +146,36 @@ class _Recorder:
 
 
 class _Workers:
-    """Threads that take (action, attempt) from one queue and put results on another."""
+    """Threads that take (action, attempt) from ``pending`` and collect their results for the
+    coordinating thread.
 
-    def __init__(self, count: int, upload: Callable[[Action, int], _Result]) -> None:
-        self.todo: queue.SimpleQueue[tuple[Action, int] | None] = queue.SimpleQueue()
-        self.done: queue.SimpleQueue[_Result] = queue.SimpleQueue()
+    At most ``window`` files are taken and not yet handled by the coordinator (in flight, or
+    done and waiting), so a stop or an error that ends the run starts at most that many more.
+    The coordinator is woken once per ``notify_at`` results (sooner for a failure, or when
+    nothing is left in flight), not once per file: each wake-up is a thread switch that the
+    upload threads pay for in latency when files are small."""
+
+    def __init__(
+        self,
+        count: int,
+        upload: Callable[[Action, int], _Result],
+        pending: deque[tuple[Action, int]],
+        window: int,
+        stop: threading.Event | None,
+    ) -> None:
+        self.pending = pending
         self._upload = upload
+        self._window = max(1, window)
+        self._notify_at = max(1, self._window // 4)
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._more = threading.Condition(self._lock)  # workers: a file may be taken
+        self._ready = threading.Condition(self._lock)  # coordinator: results are waiting
+        self._results: list[_Result] = []
+        self._taken = 0  # taken and not yet handled
+        self._in_flight = 0
+        self._halted = False
+        self._closing = False
         self._threads = [
             threading.Thread(target=self._run, name=f"hoard-upload_{i}", daemon=True)
             for i in range(count)
@@ -161,27 +183,74 @@ class _Workers:
         for t in self._threads:
             t.start()
 
+    def _take(self) -> tuple[Action, int] | None:
+        with self._lock:
+            while not self._closing:
+                if (
+                    self.pending
+                    and not self._halted
+                    and self._taken < self._window
+                    and not (self._stop is not None and self._stop.is_set())
+                ):
+                    self._taken += 1
+                    self._in_flight += 1
+                    return self.pending.popleft()
+                self._more.wait()
+            return None
+
     def _run(self) -> None:
-        while (item := self.todo.get()) is not None:
+        while (item := self._take()) is not None:
             action, attempt = item
             try:
                 result = self._upload(action, attempt)
             except BaseException as exc:  # a bug: _upload turns errors into results
                 result = _Result(action, attempt, 0, 0, error=f"internal error: {exc!r}")
-            self.done.put(result)
+            with self._lock:
+                self._in_flight -= 1
+                self._results.append(result)
+                if result.stops_run:
+                    self._halted = True  # no new file starts; the coordinator says why
+                if (
+                    len(self._results) >= self._notify_at
+                    or result.put is None
+                    or not self._in_flight
+                ):
+                    self._ready.notify()
 
-    def take_back(self) -> list[tuple[Action, int]]:
-        """The queued actions no worker has started."""
-        back = []
-        with contextlib.suppress(queue.Empty):
-            while (item := self.todo.get_nowait()) is not None:
-                back.append(item)
-        return back
+    def collect(self, timeout_s: float) -> list[_Result] | None:
+        """The results waiting, after at most ``timeout_s`` ([] if none came); None once no
+        file is in flight and none will be taken."""
+        with self._lock:
+            if not self._results:
+                if not self._in_flight and (self._halted or not self.pending):
+                    return None
+                self._ready.wait(timeout_s)
+            results, self._results = self._results, []
+            return results
+
+    def handled(self, count: int) -> None:
+        """``count`` collected results are handled: as many more files may be taken."""
+        with self._lock:
+            self._taken -= count
+            self._more.notify_all()
+
+    def give(self, item: tuple[Action, int]) -> None:
+        """Take ``item`` next (a retry)."""
+        with self._lock:
+            self.pending.appendleft(item)
+            self._more.notify()
+
+    def halt(self) -> bool:
+        """No new file starts; whether some were left untaken."""
+        with self._lock:
+            self._halted = True
+            return bool(self.pending)
 
     def close(self) -> None:
         """Let the uploads in flight finish, then end the threads."""
-        for _ in self._threads:
-            self.todo.put(None)
+        with self._lock:
+            self._closing = True
+            self._more.notify_all()
         for t in self._threads:
             t.join()
 
@@ -207,42 +276,32 @@ def execute(
     pending: deque[tuple[Action, int]] = deque((a, 1) for a in uploads)
     if not pending:
         return stats
-    limit = 2 * max(1, workers)
     recorder = _Recorder(backend, catalog, clock, stats)
     pool = _Workers(
         min(max(1, workers), len(pending)),
         lambda a, n: _upload(backend, catalog, reporter, a, n, tier, clock),
+        pending,
+        2 * max(1, workers),
+        stop,
     )
-    inflight = 0
     try:
-        while True:
+        while (results := pool.collect(_WAIT_S)) is not None:
+            for r in results:
+                retry = _handle(r, backend, recorder, job_id, reporter, stats, prepare)
+                if retry is not None:
+                    pool.give((retry, 2))
+            recorder.flush_if_due()
             if stop is not None and stop.is_set() and not stats.stopped_by:
-                back = pool.take_back()
-                inflight -= len(back)
-                pending.extendleft(reversed(back))
-                if pending:
+                if pool.halt():
                     stats.interrupted = True
                     stats.stopped_by = "asked to stop"
-            while pending and not stats.stopped_by and inflight < limit:
-                pool.todo.put(pending.popleft())
-                inflight += 1
-            if not inflight:
-                break
-            try:
-                r = pool.done.get(timeout=_WAIT_S)
-            except queue.Empty:
-                recorder.flush_if_due()
-                continue
-            inflight -= 1
-            retry = _handle(r, backend, recorder, job_id, reporter, stats, prepare)
-            if retry is not None:
-                pending.appendleft((retry, 2))
-            recorder.flush_if_due()
+            elif stats.stopped_by:
+                pool.halt()
+            pool.handled(len(results))
         stats.not_attempted = len(pending)
         stats.failed += len(pending)
     finally:
         try:
-            pool.take_back()
             pool.close()
         finally:
             recorder.flush()

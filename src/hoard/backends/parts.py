@@ -32,8 +32,21 @@ MiB = 1 << 20
 log = logging.getLogger("hoard.parts")
 
 
+#: hashlib lets other threads run while it hashes this many bytes or more at once; for a small
+#: body that hand-off of the GIL costs more than the hashing, so it is fed in smaller pieces
+_GIL_FREE_BYTES = 2047
+_SMALL_BODY_BYTES = 16 << 10
+
+
 def md5_b64(data: bytes) -> str:
-    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+    h = hashlib.md5(usedforsecurity=False)
+    if len(data) <= _SMALL_BODY_BYTES:
+        view = memoryview(data)
+        for at in range(0, len(data), _GIL_FREE_BYTES):
+            h.update(view[at : at + _GIL_FREE_BYTES])
+    else:
+        h.update(data)
+    return base64.b64encode(h.digest()).decode()
 
 
 def crc64nvme_b64(data: bytes) -> str:
@@ -76,8 +89,12 @@ def pread(fd: int, n: int, offset: int, path: str) -> bytes:
 
 
 def read_at_most(fh: BinaryIO, n: int, path: str) -> bytes:
+    """Up to ``n`` bytes: fewer only at the end of the file (``fh`` may be unbuffered)."""
     try:
-        return fh.read(n)
+        data = fh.read(n)
+        while 0 < len(data) < n and (more := fh.read(n - len(data))):
+            data += more
+        return data
     except OSError as exc:
         raise SourceUnreadable(f"{path}: {exc.strerror or exc}") from None
 

@@ -303,7 +303,8 @@ class S3Backend(Backend):
         tier = self.capabilities.tier(tier)
         extra = {"Metadata": dict(metadata), "StorageClass": STORAGE_CLASSES[tier]}
         try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed below
+            # unbuffered: no isatty() or tell() system calls for a file read once
+            fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
         except OSError as exc:
             raise SourceUnreadable(f"{path}: {exc.strerror or exc}") from None
         with fh:

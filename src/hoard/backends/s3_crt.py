@@ -19,6 +19,7 @@ import io
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -190,6 +191,56 @@ def error_for_crt(
     return BackendError(f"{what}: {exc}")
 
 
+_SHARED_LOCK = threading.Lock()
+_SHARED: list[Any] = []  # the process-wide ClientBootstrap, once made
+#: the CRT threads whose Python thread state is kept (``_keep_thread_state``), at most
+#: KEEP_STATES_AT_MOST: each S3 client adds a thread or two of its own, which end with it
+#: (leaving their kept state behind, ~20 KiB each), so a long-running process that makes
+#: many clients stops keeping states once it has kept that many
+_KEPT: set[int] = set()
+KEEP_STATES_AT_MOST = 16
+
+
+def _bootstrap(crt_io: Any) -> Any:
+    """One event loop group (and its bootstrap) for every CRT client of the process: its
+    threads outlive a client, so the thread states they keep are made once per process."""
+    with _SHARED_LOCK:
+        if not _SHARED:
+            elg = crt_io.EventLoopGroup(min(2, os.cpu_count() or 1))
+            _SHARED.append(crt_io.ClientBootstrap(elg, crt_io.DefaultHostResolver(elg)))
+        return _SHARED[0]
+
+
+def _keep_thread_state() -> None:
+    """Keep the Python thread state of the CRT thread this callback runs on.
+
+    Each time a CRT thread calls into Python (a request's headers, its body read, its finish
+    and its shutdown: four times per request), CPython makes a thread state for it, with a
+    16 KiB frame stack mapped for it, and frees both when the call returns. One
+    ``PyGILState_Ensure`` that is never released keeps the state for the thread's life (the
+    GIL is still released after each call). Measured for 2,000 PUTs of 4 KiB from 8 threads
+    (awscrt alone, 12 interleaved runs): 0.60 s of CPU without, 0.48 s with. Most of the
+    threads are the shared event loop's, so few states are kept (``KEEP_STATES_AT_MOST``)."""
+    ident = threading.get_ident()
+    with _SHARED_LOCK:
+        if ident in _KEPT or len(_KEPT) >= KEEP_STATES_AT_MOST:
+            return
+        _KEPT.add(ident)
+    if sys.implementation.name == "cpython":
+        import ctypes
+
+        ctypes.pythonapi.PyGILState_Ensure()
+
+
+class _Body(io.BytesIO):
+    """A request body; the CRT reads it on its own threads."""
+
+    def readinto1(self, buffer: Any) -> int:
+        if threading.get_ident() not in _KEPT:
+            _keep_thread_state()
+        return super().readinto1(buffer)
+
+
 class _Call:
     """One request in flight: collects headers and body, records when bytes last moved."""
 
@@ -202,6 +253,8 @@ class _Call:
         self.activity = time.monotonic()
 
     def on_headers(self, status_code: int, headers: Sequence[tuple[str, str]], **_: Any) -> None:
+        if threading.get_ident() not in _KEPT:
+            _keep_thread_state()
         self.status = status_code
         self.headers = {k.lower(): v for k, v in headers}
         self.activity = time.monotonic()
@@ -246,8 +299,7 @@ class CrtPath:
         self._user_agent = user_agent
         self._lock = threading.Lock()
         self.requests = 0  # requests sent through the CRT (tests check the path is used)
-        self._elg = crt_io.EventLoopGroup(min(2, os.cpu_count() or 1))
-        bootstrap = crt_io.ClientBootstrap(self._elg, crt_io.DefaultHostResolver(self._elg))
+        bootstrap = _bootstrap(crt_io)
         provider = self.provider = _provider(auth, credentials)
         self._ranges: Any = None  # s3_ranges.RangeReader, made on the first large read
         tls_mode = s3.S3RequestTlsMode.ENABLED
@@ -335,7 +387,7 @@ class CrtPath:
             method,
             path or self.endpoint.path(key),
             http.HttpHeaders(all_headers),
-            io.BytesIO(body) if body is not None else None,
+            _Body(body) if body is not None else None,
         )
         call = _Call(limit)
         with self._lock:
