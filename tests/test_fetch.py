@@ -3,6 +3,7 @@ ranges write it), and placing files through folders opened once."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from collections.abc import Callable
@@ -29,6 +30,59 @@ def test_a_file_written_in_any_order_hashes_like_its_bytes(tmp_path: Path) -> No
             assert h.hexdigest() == hash_bytes(data)
         finally:
             os.close(fd)
+
+
+def test_ranges_written_by_many_threads_at_once_hash_like_the_file(tmp_path: Path) -> None:
+    """As parallel ranges write: several threads, each writing its range chunk by chunk."""
+    import threading
+
+    data = os.urandom(2_000_003)
+    ranges = [(off, min(250_000, len(data) - off)) for off in range(0, len(data), 250_000)]
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        h = InOrderHash("blake3", fd, len(data), writeback=True)
+        start = threading.Barrier(len(ranges))
+
+        def write(off: int, length: int) -> None:
+            start.wait()
+            for at in range(off, off + length, 7_001):
+                piece = data[at : min(at + 7_001, off + length)]
+                os.pwrite(fd, piece, at)
+                h.wrote(at, piece)
+
+        threads = [threading.Thread(target=write, args=r) for r in reversed(ranges)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert h.frontier == len(data)
+        assert h.hexdigest() == hash_bytes(data)
+    finally:
+        os.close(fd)
+
+
+def test_writeback_is_asked_for_in_order_without_gaps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hoard import fetch
+
+    handed: list[tuple[int, int]] = []
+    monkeypatch.setattr(fetch, "start_writeback", lambda fd, off, n: handed.append((off, n)))
+    data = os.urandom(3 * fetch.WRITEBACK_BYTES + 11)
+    pieces = [(off, data[off : off + (1 << 20)]) for off in range(0, len(data), 1 << 20)]
+    random.Random(7).shuffle(pieces)
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        h = InOrderHash("blake3", fd, len(data), writeback=True)
+        for off, piece in pieces:
+            os.pwrite(fd, piece, off)
+            h.wrote(off, piece)
+        assert h.hexdigest() == hash_bytes(data)
+    finally:
+        os.close(fd)
+    assert handed[0][0] == 0 and all(n >= fetch.WRITEBACK_BYTES for _, n in handed)
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(handed))
+    assert handed[-1][0] + handed[-1][1] >= 3 * fetch.WRITEBACK_BYTES
 
 
 def writing(data: bytes) -> Callable[[int], None]:

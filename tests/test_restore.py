@@ -399,3 +399,68 @@ def test_a_batch_is_made_durable_then_renamed_then_its_names_synced_then_recorde
         assert events == [*renames, "record 12"]
     assert {k: v[0] for k, v in tree(tmp_path / "out").items()} == \
         {k: v[0] for k, v in tree(src).items()}
+
+
+@pytest.mark.parametrize("workers", [1, 2, 8])
+def test_ranges_within_a_file_are_fetched_at_most_workers_and_four_at_a_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    """--workers 1 means one connection, even inside one large file; above four, ranges stay
+    four at a time."""
+    import threading
+
+    from hoard import restore as r
+    from hoard.backends.localfs import LocalBackend
+    from hoard.catalog import Catalog
+    from hoard.report import NullReporter
+
+    monkeypatch.setattr(r, "RANGE_BYTES", 64 * 1024)
+    data = os.urandom(16 * 64 * 1024 + 5)  # 17 ranges
+    src = make_tree(tmp_path / "src", {"big.bin": data})
+    catalog_path = str(tmp_path / "c.sqlite")
+    ok = hoard("push", str(src), "--to", str(tmp_path / "remote"),
+               env={"HOARD_CATALOG": catalog_path})
+    assert ok.returncode == 0, ok.stderr
+    backend = LocalBackend(str(tmp_path / "remote"))
+    expected = min(workers, 4)
+    lock, open_now, most = threading.Lock(), [0], [0]
+    first = threading.Barrier(expected, timeout=10)  # the first ones meet: the cap is reached
+    seen = [0]
+    real_open = backend.open
+
+    class Tracked:
+        def __init__(self, stream: object) -> None:
+            self._stream = stream
+
+        def read(self, n: int = -1) -> bytes:
+            return self._stream.read(n)  # type: ignore[attr-defined, no-any-return]
+
+        def close(self) -> None:
+            time.sleep(0.01)  # hold the range open a little, so any excess would overlap
+            with lock:
+                open_now[0] -= 1
+            self._stream.close()  # type: ignore[attr-defined]
+
+    def tracking_open(key: str, offset: int = 0, length: int | None = None) -> Tracked:
+        with lock:
+            open_now[0] += 1
+            most[0] = max(most[0], open_now[0])
+            seen[0] += 1
+            meet = seen[0] <= expected
+        if meet:
+            first.wait()
+        return Tracked(real_open(key, offset, length))
+
+    monkeypatch.setattr(backend, "open", tracking_open)
+    catalog = Catalog(catalog_path)
+    try:
+        settings = r.RestoreSettings(url=backend.url, to=str(tmp_path / "out"), workers=workers)
+        steps = r.plan_restore(r.select_prefix(backend, "", catalog), [], settings, catalog,
+                               lambda s: backend, time.time_ns())
+        result = r.run_restore(steps, settings, catalog, lambda s: backend, NullReporter(),
+                               time.time_ns)
+    finally:
+        catalog.close()
+    assert result.failed == 0 and result.restored == 1, result.errors
+    assert (tmp_path / "out" / "big.bin").read_bytes() == data
+    assert seen[0] == 17
+    assert most[0] == expected

@@ -77,7 +77,13 @@ everything selected is in place, 1 when something failed, 7 when objects are sti
     help="First wait between polls with --wait (doubles up to 30m).",
 )
 @click.option("--status", is_flag=True, help="Show pending, ready and expired thaws.")
-@click.option("--workers", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--workers",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Files fetched at a time; a large file's ranges come at most min(4, N) at a time.",
+)
 @click.option("--dry-run", is_flag=True, help="Print every step with its reason; do nothing.")
 @click.option(
     "--metrics",

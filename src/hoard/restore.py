@@ -418,10 +418,12 @@ def run_restore(
             result.thaw_requested += 1
             pending.append(step)
 
+        # --workers bounds the connections of one large file too: --workers 1 fetches one
+        # range at a time, as a user on a thin or metered link asks for.
+        ranges = (RANGE_BYTES, max(1, min(RANGE_WORKERS, s.workers)))
+
         def download(todo: list[Step]) -> None:
-            download_all(
-                todo, s.workers, catalog, backends, clock, result, job, (RANGE_BYTES, RANGE_WORKERS)
-            )
+            download_all(todo, s.workers, catalog, backends, clock, result, job, ranges)
 
         download([st for st in steps if st.kind == "download"])
         delay = s.poll_s
