@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,6 +53,18 @@ def pushed(photos: Path, bucket: str, env: dict[str, str], *extra: str) -> str:
     r = hoard("push", str(photos), "--to", url, *extra, env=env)
     assert r.returncode == 0, r.stderr
     return url
+
+
+def restore_everything(backend: Any, catalog: Any, to: str, workers: int = 8) -> Any:
+    """Plan and run a restore of every object of ``backend`` into ``to``, in this process."""
+    from hoard import restore as r
+    from hoard.report import NullReporter
+
+    settings = r.RestoreSettings(url=backend.url, to=to, workers=workers)
+    steps = r.plan_restore(r.select_prefix(backend, "", catalog), [], settings, catalog,
+                           lambda s: backend, time.time_ns())
+    return r.run_restore(steps, settings, catalog, lambda s: backend, NullReporter(),
+                         time.time_ns)
 
 
 def test_restore_to_a_new_root_is_byte_exact_with_mtimes(photos: Path, s3_bucket: str,
@@ -347,10 +360,8 @@ def test_a_batch_is_made_durable_then_renamed_then_its_names_synced_then_recorde
     """The order that makes a crash safe: the batch's bytes reach the disk before any file
     gets its name, the names reach it before the catalog says restored."""
     from hoard import durable
-    from hoard import restore as r
     from hoard.backends.localfs import LocalBackend
     from hoard.catalog import Catalog
-    from hoard.report import NullReporter
 
     src = make_tree(tmp_path / "src", {f"d{i % 3}/f{i}.txt": f"x{i}" for i in range(12)})
     catalog_path = str(tmp_path / "c.sqlite")
@@ -379,11 +390,7 @@ def test_a_batch_is_made_durable_then_renamed_then_its_names_synced_then_recorde
     backend = LocalBackend(str(tmp_path / "remote"))
     catalog = Catalog(catalog_path)
     try:
-        settings = r.RestoreSettings(url=backend.url, to=str(tmp_path / "out"))
-        steps = r.plan_restore(r.select_prefix(backend, "", catalog), [], settings, catalog,
-                               lambda s: backend, time.time_ns())
-        result = r.run_restore(steps, settings, catalog, lambda s: backend, NullReporter(),
-                               time.time_ns)
+        result = restore_everything(backend, catalog, str(tmp_path / "out"))
     finally:
         catalog.close()
     assert result.failed == 0 and result.restored == 12
@@ -411,7 +418,6 @@ def test_ranges_within_a_file_are_fetched_at_most_workers_and_four_at_a_time(
     from hoard import restore as r
     from hoard.backends.localfs import LocalBackend
     from hoard.catalog import Catalog
-    from hoard.report import NullReporter
 
     monkeypatch.setattr(r, "RANGE_BYTES", 64 * 1024)
     data = os.urandom(16 * 64 * 1024 + 5)  # 17 ranges
@@ -453,11 +459,7 @@ def test_ranges_within_a_file_are_fetched_at_most_workers_and_four_at_a_time(
     monkeypatch.setattr(backend, "open", tracking_open)
     catalog = Catalog(catalog_path)
     try:
-        settings = r.RestoreSettings(url=backend.url, to=str(tmp_path / "out"), workers=workers)
-        steps = r.plan_restore(r.select_prefix(backend, "", catalog), [], settings, catalog,
-                               lambda s: backend, time.time_ns())
-        result = r.run_restore(steps, settings, catalog, lambda s: backend, NullReporter(),
-                               time.time_ns)
+        result = restore_everything(backend, catalog, str(tmp_path / "out"), workers=workers)
     finally:
         catalog.close()
     assert result.failed == 0 and result.restored == 1, result.errors
