@@ -623,3 +623,26 @@ def test_existing_path_with_glob_characters_is_taken_literally(tmp_path: Path) -
     assert res.rels == ["photo[1].jpg"]
     res = run(Source.parse(str(root / "{draft}")))
     assert res.rels == ["a.txt"]
+
+
+def test_walk_runs_are_one_folder_each_in_walk_order_and_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hoard.scan, "RUN_FILES", 3)
+    names = [f"a/f{i}" for i in range(7)] + ["a/m/x", "a/n", "b/y", "c"]
+    src = make_files(tmp_path / "src", dict.fromkeys(names, "data"))
+    stats = ScanStats()
+    seen: list[tuple[int, int]] = []  # (files counted, bytes counted) as each run arrives
+    runs: list[list[str]] = []
+    for run in hoard.scan.walk_runs([Source.parse(str(src))], Filters(), lambda p: None,
+                                    stats=stats):
+        runs.append([e[1] for e in run])
+        seen.append((stats.files, stats.bytes))
+    assert runs == [
+        ["a/f0", "a/f1", "a/f2"], ["a/f3", "a/f4", "a/f5"], ["a/f6"],  # at most RUN_FILES
+        ["a/m/x"], ["a/n"],  # the folder's files after m/ come after m's
+        ["b/y"], ["c"],
+    ]
+    assert [r for run in runs for r in run] == [e[1] for e in hoard.scan.walk(
+        [Source.parse(str(src))], Filters(), lambda p: None)] == sorted(names)
+    assert seen == [(n, 4 * n) for n in (3, 6, 7, 8, 9, 10, 11)]  # counted when yielded
