@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from itertools import islice
 from typing import Any
 
 from hoard import metadata as meta
@@ -25,7 +24,7 @@ from hoard.keys import Context, Template, join_key
 from hoard.model import Action, ActionKind, LocalFile, Problem, RemoteObject
 from hoard.plan import Known, Plan, decide
 from hoard.report import Reporter
-from hoard.scan import Entry, Filters, ScanStats, Source, to_local_file, walk
+from hoard.scan import Entry, Filters, ScanStats, Source, to_local_file, walk_runs
 from hoard.transfer import TransferStats, execute
 
 Clock = Callable[[], int]
@@ -148,14 +147,18 @@ def _examine_batches(
     plan: Plan,
     stop: threading.Event | None = None,
     remote: str | None = None,
-) -> Iterator[list[_Examined]]:
+    only_count_unchanged: Callable[[], bool] | None = None,
+) -> Iterator[tuple[int, list[_Examined]]]:
     """Scan the sources and, a batch at a time, take each file's content hash from the
     catalog when size, mtime_ns and inode match (else read it, in parallel) and render its
     key. A file that cannot be read or keyed becomes a FAIL action in ``plan`` and a reported
-    problem. When ``stop`` is set, raise Interrupted before the next file.
+    problem. When ``stop`` is set, raise Interrupted before the next file. Yields each batch
+    as (files examined, what is left to decide).
 
     A file the catalog vouches for costs no LocalFile when the template is `{rel_path}`; with
-    ``remote`` too, one catalog row (its object's, joined with its file's) each."""
+    ``remote`` too, one catalog row (its object's, joined with its file's) each. While
+    ``only_count_unchanged()`` says so (asked per batch), such a file is only counted as a
+    skip whose key is unique (``Plan.count_unique_skips``) and left out of the batch."""
     template = Template.compile(s.template)
     rel_only = template.only_rel_path
     prefix = s.prefix.strip("/") + "/" if s.prefix.strip("/") else ""
@@ -167,23 +170,29 @@ def _examine_batches(
         plan.problems.append(p)
         reporter.problem(p)
 
-    entries = walk(sources, filters, on_problem, s.follow_symlinks, stats)
+    runs = walk_runs(sources, filters, on_problem, s.follow_symlinks, stats)
     with ThreadPoolExecutor(
         max_workers=max(1, min(s.workers, 8)), thread_name_prefix="hoard-hash"
     ) as pool:
-        while batch := list(islice(entries, HASH_BATCH)):
-            vouched = (
-                _vouched(batch, catalog, remote, prefix, template, algorithm)
-                if (remote is not None and rel_only)
-                else {}
-            )
+        for batch in _batches(runs, HASH_BATCH):
+            examined, first = len(batch), batch[0][0]
+            vouched: dict[int, tuple[str, int, str]] = {}
+            if remote is not None and rel_only:
+                if only_count_unchanged is not None and only_count_unchanged():
+                    batch = _changed(batch, catalog, remote, prefix, algorithm)
+                    plan.count_unique_skips(examined - len(batch))
+                else:
+                    vouched = _vouched(batch, catalog, remote, prefix, template, algorithm)
             if len(vouched) == len(batch):  # the whole batch unchanged: the rerun's case
                 if stop is not None and stop.is_set():
-                    raise Interrupted(f"stopped while planning, before {batch[0][0]}")
-                yield [
-                    (e, None, v[0], v[2], False, v)
-                    for e, v in zip(batch, vouched.values(), strict=True)
-                ]
+                    raise Interrupted(f"stopped while planning, before {first}")
+                yield (
+                    examined,
+                    [
+                        (e, None, v[0], v[2], False, v)
+                        for e, v in zip(batch, vouched.values(), strict=True)
+                    ],
+                )
                 continue
             records = catalog.file_hashes([e[0] for i, e in enumerate(batch) if i not in vouched])
             known: list[str | None] = []
@@ -238,7 +247,43 @@ def _examine_batches(
                     on_problem(Problem(e[0], str(exc)))
                     continue
                 out.append((e, f, key, h, hashed, None))
-            yield out
+            yield examined, out
+
+
+def _batches(runs: Iterator[list[Entry]], size: int) -> Iterator[list[Entry]]:
+    """The walk's runs joined into batches of at least ``size`` files (the last may be
+    smaller), so that a folder of few files does not cost a catalog query of its own."""
+    batch: list[Entry] = []
+    for run in runs:
+        if batch:
+            batch += run
+        else:
+            batch = run
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _changed(
+    batch: list[Entry], catalog: Catalog, remote: str, prefix: str, algorithm: str
+) -> list[Entry]:
+    """The files of a batch that ``_vouched`` would not vouch for, in order; the rest cost
+    a narrower catalog row each and no key check: a key is looked up as the walk spells it,
+    and one the catalog holds, recorded for this very path, was checked when it was rendered
+    (``validate_key`` keeps a valid NFC key as it is)."""
+    keys = [prefix + e[1] for e in batch]
+    rows = catalog.unchanged_sources(remote, keys, algorithm)
+    changed: list[Entry] = []
+    for key, e in zip(keys, batch, strict=True):
+        r = rows.get(key)
+        if r is not None and r[5] and r[1] == e[0]:
+            info = e[2]
+            if r[2] == info.st_size and r[3] == info.st_mtime_ns and r[4] == info.st_ino:
+                continue
+        changed.append(e)
+    return changed
 
 
 def _vouched(
@@ -299,7 +344,7 @@ def examine(
     stop: threading.Event | None = None,
 ) -> Iterator[Examined]:
     """Every scanned file with its hash and key (see ``_examine_batches``)."""
-    for batch in _examine_batches(s, catalog, reporter, now, stats, plan, stop):
+    for _, batch in _examine_batches(s, catalog, reporter, now, stats, plan, stop):
         for e, f, key, h, hashed, _ in batch:
             yield Examined(f or to_local_file(e), key, h, hashed)
 
@@ -325,18 +370,19 @@ def build_plan(
     # names — and the walk counts that folder before it yields any file below it. Until it
     # has counted one, a skip's key is unique by construction and needs no check.
     one_rel_path_source = len(s.sources) == 1 and Template.compile(s.template).only_rel_path
-    for batch in _examine_batches(s, catalog, reporter, now, stats, plan, stop, backend.url):
+
+    def unique() -> bool:
+        return one_rel_path_source and stats.nfc_clashes == 0
+
+    batches = _examine_batches(
+        s, catalog, reporter, now, stats, plan, stop, backend.url, unique if count_only else None
+    )
+    for examined, batch in batches:
         records = catalog.object_hashes(backend.url, [x[2] for x in batch if x[5] is None])
-        unique = one_rel_path_source and stats.nfc_clashes == 0
-        examined = len(batch)
-        if count_only and unique:
-            vouched = sum(1 for x in batch if x[5] is not None)
-            plan.count_unique_skips(vouched)  # each one's key is unique, as argued above
-            batch = [x for x in batch if x[5] is None] if vouched < examined else []
         for e, f, key, h, hashed, obj in batch:
             rec = obj or records.get(key)
             if count_only and rec is not None and rec[2] == h and not hashed:
-                plan.skip_unchanged(key, e[0], unique)  # what decide() says, no Action
+                plan.skip_unchanged(key, e[0], unique())  # what decide() says, no Action
                 continue
             known = Known(rec[1], rec[2], "catalog") if rec else remote_index.known(key)
             plan.add(decide(f or to_local_file(e), key, h, known, hashed))

@@ -152,3 +152,12 @@ CREATE INDEX jobs_by_workflow ON jobs (workflow, id);
 """,
     ),
 )
+
+MIGRATIONS += (
+    (
+        "0006_objects_unchanged_index",
+        """
+CREATE INDEX objects_unchanged ON objects (remote, key, file_id, hash);
+""",
+    ),
+)
