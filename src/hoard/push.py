@@ -72,13 +72,7 @@ class PushResult:
     @property
     def failed(self) -> int:
         """Files left out: failed in the plan, unreadable folders, failed or not attempted."""
-        plan_failed = sum(1 for a in self.plan.actions if a.kind is ActionKind.FAIL)
-        folders = sum(1 for p in self.plan.problems if p.fails and p.path not in self._failed_paths)
-        return plan_failed + folders + self.transfer.failed
-
-    @property
-    def _failed_paths(self) -> set[str]:
-        return {a.file.path for a in self.plan.actions if a.kind is ActionKind.FAIL}
+        return self.plan.files_lost() + self.transfer.failed
 
     @property
     def warnings(self) -> int:
@@ -367,8 +361,8 @@ def upload_phase(
     stop: threading.Event | None = None,
 ) -> TransferStats:
     """Record what the plan learned about skipped files, then execute its uploads (no new
-    file starts once ``stop`` is set)."""
-    for a in plan.actions:
+    file starts once ``stop`` is set). The plan's actions are streamed, twice."""
+    for a in plan.kept():
         if a.kind is ActionKind.SKIP and a.adopt is not None:
             o = a.adopt
             catalog.adopt_object(
@@ -392,7 +386,7 @@ def upload_phase(
     def prepare(a: Action) -> Action | None:
         return _prepare_again(a, s, template, now, backend)
 
-    uploads = (a for a in plan.actions if a.kind is ActionKind.UPLOAD)
+    uploads = (a for a in plan.kept() if a.kind is ActionKind.UPLOAD)
     return execute(
         uploads, backend, catalog, job_id, s.tier, s.workers, reporter, clock, prepare, stop
     )
