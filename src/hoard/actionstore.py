@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hoard.model import Action, ActionKind, LocalFile, RemoteObject
-from hoard.scratch import scratch_db
+from hoard.scratch import insert_all, scratch_db
 
 #: Actions held in memory before they go to disk; rows read back at a time.
 BATCH = 1024
@@ -61,7 +61,8 @@ class ActionStore:
                 "base_given INTEGER)"
             )
         buffer, start = self._buffer, self._spilled
-        self._db.executemany(
+        insert_all(
+            self._db,
             f"INSERT INTO actions VALUES ({','.join('?' * _COLUMNS)})",
             (_row(start + i, a) for i, a in enumerate(buffer) if a is not None),
         )

@@ -16,7 +16,7 @@ from hoard.backends.base import Backend
 from hoard.errors import NotFound
 from hoard.model import RemoteObject
 from hoard.plan import Known
-from hoard.scratch import scratch_db
+from hoard.scratch import insert_all, scratch_db
 
 BATCH = 1024
 
@@ -69,9 +69,9 @@ class RemoteIndex:
                 (o.key, o.size, o.etag, o.tier, o.modified_ns, json.dumps(dict(o.metadata)), o.warm)
             )
             if len(rows) >= BATCH:
-                self._db.executemany(insert, rows)
+                insert_all(self._db, insert, rows)
                 rows = []
-        self._db.executemany(insert, rows)
+        insert_all(self._db, insert, rows)
         self._listed = self._db.execute("SELECT count(*) FROM objects").fetchone()[0]
 
     def _stat(self, key: str) -> RemoteObject | None:
