@@ -210,7 +210,7 @@ def sync_json(r: SyncResult, elapsed_s: float, with_actions: bool) -> str:
 
 
 def print_plan(out: TextIO, plan: Plan, deleting: bool = False) -> None:
-    for a in plan.actions:
+    for a in plan.kept():
         out.write(f"{a.kind.value:<8} {a.key or '-'}  <- {a.file.path}  ({a.reason})\n")
     word = "delete" if deleting else "extra"
     for d in plan.deletes:

@@ -2,15 +2,19 @@
 
 ``decide`` (pure) compares a file (and its content hash) with what is known of its destination
 key; ``Plan`` collects the decisions, detects two files rendering to one key (in a temporary
-on-disk ``KeyIndex``, its only I/O), and totals them. `--dry-run` prints every decision of a
-Plan; a real run makes the same decisions and keeps the ones it acts on.
+on-disk ``KeyIndex``), keeps them (beyond a batch, on disk: an ``ActionStore``) and totals
+them. `--dry-run` prints every decision of a Plan; a real run makes the same decisions and
+keeps only the ones it acts on.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from hoard.actionstore import BATCH as ACTION_BATCH
+from hoard.actionstore import ActionStore
 from hoard.keyindex import KeyIndex
 from hoard.model import Action, ActionKind, Delete, LocalFile, Problem, RemoteObject
 
@@ -60,46 +64,51 @@ class Plan:
     """The decisions, with conflicts marked and problems kept for the report.
 
     Every decision is counted and its key checked against every other key of the run (in a
-    ``KeyIndex`` on disk, a batch at a time). ``actions`` keeps, in scan order, what the run
+    ``KeyIndex`` on disk, a batch at a time). ``kept()`` streams, in scan order, what the run
     acts on: uploads, failures, conflicts, and the skips that teach the catalog something
-    (adopted from the remote, or hashed this run). A skip the catalog already vouches for is
-    only counted — unless ``keep_skips`` (a dry run, which prints every decision): a rerun over
-    a million unchanged files then holds no object per file. ``skip_unchanged`` counts such a
-    skip without making an Action at all.
+    (adopted from the remote, or hashed this run); they wait in an ``ActionStore`` (memory
+    for a batch, then disk), so a first push of millions of files holds a batch of them. A
+    skip the catalog already vouches for is only counted — unless ``keep_skips`` (a dry run,
+    which prints every decision). ``skip_unchanged`` counts such a skip without making an
+    Action at all. A conflict found after its actions were kept is marked as they are read.
     """
 
     def __init__(self, keep_skips: bool = True) -> None:
         self.keep_skips = keep_skips
         self.deletes: list[Delete] = []
         self.problems: list[Problem] = []
-        self._actions: list[Action | None] = []
+        self._kept = ActionStore()
         self._counts: Counter[str] = Counter()
+        self._upload_bytes = 0
+        self._fail_paths: set[str] = set()  # of FAIL actions: as many as files that failed
         self._index: KeyIndex | None = None
-        #: (key, path, kind) not yet in the index, and each one's place in _actions (or -1)
+        #: (key, path, kind) not yet in the index, and each one's position in _kept (or -1)
         self._pending: list[tuple[str, str, str]] = []
         self._pending_at: list[int] = []
         #: key → the paths that render to it, first first (only keys with a conflict)
         self._conflicts: dict[str, list[str]] = {}
-        self._marked = True  # every kept action that conflicts is marked
 
     def add(self, action: Action) -> None:
         """Add a decision; a second, different file with the same key makes both conflicts
         (the same file again, reached through overlapping sources, is dropped)."""
         if action.kind is ActionKind.FAIL:
-            self._actions.append(action)
+            self._kept.append(action)
             self._counts[ActionKind.FAIL.value] += 1
-            return
-        keep = (
-            self.keep_skips
-            or action.kind is not ActionKind.SKIP
-            or action.adopt is not None
-            or action.hashed
-        )
-        position = -1
-        if keep:
-            position = len(self._actions)
-            self._actions.append(action)
-        self._note(action.key, action.file.path, action.kind.value, position)
+            self._fail_paths.add(action.file.path)
+        else:
+            keep = (
+                self.keep_skips
+                or action.kind is not ActionKind.SKIP
+                or action.adopt is not None
+                or action.hashed
+            )
+            if action.kind is ActionKind.UPLOAD:
+                self._upload_bytes += action.file.size
+            position = self._kept.append(action) if keep else -1
+            self._note(action.key, action.file.path, action.kind.value, position)
+        if self._kept.buffered >= ACTION_BATCH:
+            self._flush()  # a drop it finds is still in memory
+            self._kept.spill()
 
     def skip_unchanged(self, key: str, path: str, unique: bool = False) -> None:
         """Count a skip the catalog vouches for (not hashed, not adopted), kept by nobody.
@@ -141,41 +150,45 @@ class Plan:
             paths.append(c.path)
             self._counts[c.kind] -= 1
             self._counts["conflict"] += 1
-            self._marked = False
 
     def _drop(self, kind: str, position: int) -> None:
         self._counts[kind] -= 1
         if position >= 0:
-            self._actions[position] = None
+            dropped = self._kept.drop(position)
+            if dropped.kind is ActionKind.UPLOAD:
+                self._upload_bytes -= dropped.file.size
 
     def fail(self, f: LocalFile, key: str, reason: str) -> None:
         self.add(Action(ActionKind.FAIL, f, key, reason))
 
     def finish(self) -> None:
-        """Check the last keys and mark the kept actions that conflict."""
+        """Check the last keys."""
         self._flush()
-        if self._marked:
-            return
-        self._marked = True
-        for i, a in enumerate(self._actions):
-            if a is None or a.kind is ActionKind.FAIL or a.kind is ActionKind.CONFLICT:
-                continue
-            paths = self._conflicts.get(a.key)
-            if paths is not None:
-                reason = _conflict_reason(paths, a.file.path)
-                self._actions[i] = Action(ActionKind.CONFLICT, a.file, a.key, reason, a.hash)
 
     def close(self) -> None:
-        """Planning is done: check the last keys and remove the key index."""
+        """Planning is done: check the last keys and remove the key index. (The kept actions
+        stay until the plan goes.)"""
         self.finish()
         if self._index is not None:
             self._index.close()
             self._index = None
 
+    def kept(self) -> Iterator[Action]:
+        """The actions kept, in scan order, each one that conflicts marked so."""
+        self.finish()
+        conflicts = self._conflicts
+        for a in self._kept:
+            if conflicts and a.kind is not ActionKind.FAIL and a.kind is not ActionKind.CONFLICT:
+                paths = conflicts.get(a.key)
+                if paths is not None:
+                    reason = _conflict_reason(paths, a.file.path)
+                    a = Action(ActionKind.CONFLICT, a.file, a.key, reason, a.hash)
+            yield a
+
     @property
     def actions(self) -> list[Action]:
-        self.finish()
-        return [a for a in self._actions if a is not None]
+        """``kept()`` as a list: every kept action in memory at once (tests, small plans)."""
+        return list(self.kept())
 
     @property
     def conflicts(self) -> list[Conflict]:
@@ -192,12 +205,18 @@ class Plan:
         self.finish()
         return self._counts["skip"]
 
+    def files_lost(self) -> int:
+        """Files planning left out: FAIL actions, and failing problems that are not one (an
+        unreadable folder)."""
+        lost = sum(1 for p in self.problems if p.fails and p.path not in self._fail_paths)
+        return self._counts[ActionKind.FAIL.value] + lost
+
     def totals(self) -> dict[str, int]:
         self.finish()
         counts = self._counts
-        upload_bytes = sum(
-            a.file.size for a in self._actions if a is not None and a.kind is ActionKind.UPLOAD
-        )
+        upload_bytes = self._upload_bytes
+        if self._conflicts:  # some counted uploads are conflicts now: rare, so count again
+            upload_bytes = sum(a.file.size for a in self.kept() if a.kind is ActionKind.UPLOAD)
         return {
             "files": sum(counts[k.value] for k in ActionKind),
             "upload": counts["upload"],

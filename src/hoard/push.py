@@ -15,14 +15,14 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from hoard import metadata as meta
 from hoard.backends.base import Backend
 from hoard.catalog import Catalog
-from hoard.errors import Interrupted, InvalidKey, KeyConflict, NotFound, TemplateError
+from hoard.errors import Interrupted, InvalidKey, KeyConflict, TemplateError
 from hoard.hashing import hash_file, split_hash
 from hoard.keys import Context, Template, join_key
-from hoard.model import Action, ActionKind, LocalFile, Problem, RemoteObject
+from hoard.model import Action, ActionKind, LocalFile, Problem
 from hoard.plan import Known, Plan, decide
+from hoard.remoteindex import RemoteIndex
 from hoard.report import Reporter
 from hoard.scan import Entry, Filters, ScanStats, Source, to_local_file, walk_runs
 from hoard.transfer import TransferStats, execute
@@ -71,13 +71,7 @@ class PushResult:
     @property
     def failed(self) -> int:
         """Files left out: failed in the plan, unreadable folders, failed or not attempted."""
-        plan_failed = sum(1 for a in self.plan.actions if a.kind is ActionKind.FAIL)
-        folders = sum(1 for p in self.plan.problems if p.fails and p.path not in self._failed_paths)
-        return plan_failed + folders + self.transfer.failed
-
-    @property
-    def _failed_paths(self) -> set[str]:
-        return {a.file.path for a in self.plan.actions if a.kind is ActionKind.FAIL}
+        return self.plan.files_lost() + self.transfer.failed
 
     @property
     def warnings(self) -> int:
@@ -96,33 +90,6 @@ class PushResult:
             "failed": self.failed,
             "bytes": self.transfer.bytes,
         }
-
-
-class _RemoteIndex:
-    """What the remote holds under the push's prefix, listed once and only when needed."""
-
-    def __init__(self, backend: Backend, prefix: str) -> None:
-        self.backend = backend
-        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self._objects: dict[str, RemoteObject] | None = None
-
-    def known(self, key: str) -> Known | None:
-        if self._objects is None:
-            self._objects = {o.key: o for o in self.backend.list(self.prefix)}
-        listed = self._objects.get(key)
-        if listed is None:
-            return None
-        obj = listed if self.backend.capabilities.listing_has_metadata else self._stat(key)
-        if obj is None:
-            return None
-        recorded = meta.read(obj.metadata)
-        return Known(obj.size, recorded.hash if recorded else None, "remote", obj)
-
-    def _stat(self, key: str) -> RemoteObject | None:
-        try:
-            return self.backend.stat(key)
-        except NotFound:
-            return None
 
 
 def _hash_or_problem(f: LocalFile, algorithm: str) -> str | Problem:
@@ -363,7 +330,7 @@ def build_plan(
     A real run's plan keeps only what it acts on (see ``Plan``); a dry run keeps every
     decision, to print it."""
     plan = Plan(keep_skips=s.dry_run)
-    remote_index = _RemoteIndex(backend, s.prefix)
+    remote_index = RemoteIndex(backend, s.prefix)
     count_only = not s.dry_run
     # One source keyed by `{rel_path}`: two of its paths render to one key only if they
     # differ in names that NFC makes equal, i.e. only below a folder that holds two such
@@ -388,6 +355,7 @@ def build_plan(
             plan.add(decide(f or to_local_file(e), key, h, known, hashed))
         reporter.examined(examined)
     plan.close()
+    remote_index.close()
     return plan
 
 
@@ -413,8 +381,8 @@ def upload_phase(
     stop: threading.Event | None = None,
 ) -> TransferStats:
     """Record what the plan learned about skipped files, then execute its uploads (no new
-    file starts once ``stop`` is set)."""
-    for a in plan.actions:
+    file starts once ``stop`` is set). The plan's actions are streamed, twice."""
+    for a in plan.kept():
         if a.kind is ActionKind.SKIP and a.adopt is not None:
             o = a.adopt
             catalog.adopt_object(
@@ -438,7 +406,7 @@ def upload_phase(
     def prepare(a: Action) -> Action | None:
         return _prepare_again(a, s, template, now, backend)
 
-    uploads = (a for a in plan.actions if a.kind is ActionKind.UPLOAD)
+    uploads = (a for a in plan.kept() if a.kind is ActionKind.UPLOAD)
     return execute(
         uploads, backend, catalog, job_id, s.tier, s.workers, reporter, clock, prepare, stop
     )

@@ -5,6 +5,7 @@ source side of a sync sorted by key). Nothing in one needs to survive a crash.""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
 
 CACHE_KIB = 8192
 
@@ -15,3 +16,14 @@ def scratch_db() -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=MEMORY")  # a batch can still be rolled back
     db.execute("PRAGMA synchronous=OFF")
     return db
+
+
+def insert_all(db: sqlite3.Connection, sql: str, rows: Iterable[Sequence[object]]) -> None:
+    """``executemany`` in one transaction: without one, each row commits on its own."""
+    db.execute("BEGIN")
+    try:
+        db.executemany(sql, rows)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from hoard.model import LocalFile
-from hoard.scratch import scratch_db
+from hoard.scratch import insert_all, scratch_db
 
 if TYPE_CHECKING:
     from hoard.push import Examined
@@ -63,7 +63,7 @@ class SortedByKey:
 
     def _insert(self, rows: list[tuple[object, ...]]) -> None:
         if rows:
-            self._db.executemany(f"INSERT INTO files VALUES ({','.join('?' * _COLUMNS)})", rows)
+            insert_all(self._db, f"INSERT INTO files VALUES ({','.join('?' * _COLUMNS)})", rows)
 
     def sorted(self) -> Iterator[tuple[str, Examined]]:
         from hoard.push import Examined

@@ -245,7 +245,7 @@ def run_sync(
     def facts(extra_errors: tuple[str, ...] = ()) -> Facts:
         errors = tuple(f"{p.path}: {p.message}" for p in plan.problems if p.fails)
         errors += tuple(
-            f"{a.file.path}: {a.reason}" for a in plan.actions if a.kind is ActionKind.FAIL
+            f"{a.file.path}: {a.reason}" for a in plan.kept() if a.kind is ActionKind.FAIL
         )
         if listing_error:
             errors += (f"listing the remote failed: {listing_error}",)

@@ -147,7 +147,7 @@ class _Recorder:
 
 class _Workers:
     """Threads that take (action, attempt) from ``pending`` and collect their results for the
-    coordinating thread.
+    coordinating thread, which feeds ``pending`` (retries first) a window at a time.
 
     At most ``window`` files are taken and not yet handled by the coordinator (in flight, or
     done and waiting), so a stop or an error that ends the run starts at most that many more.
@@ -240,6 +240,17 @@ class _Workers:
             self.pending.appendleft(item)
             self._more.notify()
 
+    def feed(self, actions: list[Action]) -> None:
+        """Take these first attempts after the files already waiting."""
+        with self._lock:
+            self.pending.extend((a, 1) for a in actions)
+            self._more.notify_all()
+
+    def queued(self) -> int:
+        """Files waiting to be taken."""
+        with self._lock:
+            return len(self.pending)
+
     def halt(self) -> bool:
         """No new file starts; whether some were left untaken."""
         with self._lock:
@@ -253,6 +264,32 @@ class _Workers:
             self._more.notify_all()
         for t in self._threads:
             t.join()
+
+
+class _Feed:
+    """The uploads not yet queued, pulled from the plan only as the pool needs them (one
+    looked ahead, to know whether any are left)."""
+
+    def __init__(self, uploads: Iterable[Action]) -> None:
+        self._it = iter(uploads)
+        self._next = next(self._it, None)
+
+    def __bool__(self) -> bool:
+        return self._next is not None
+
+    def take(self, count: int) -> list[Action]:
+        out: list[Action] = []
+        while self._next is not None and len(out) < count:
+            out.append(self._next)
+            self._next = next(self._it, None)
+        return out
+
+    def count_rest(self) -> int:
+        """Drain the feed: how many were left."""
+        if self._next is None:
+            return 0
+        self._next = None
+        return 1 + sum(1 for _ in self._it)
 
 
 def execute(
@@ -269,19 +306,23 @@ def execute(
 ) -> TransferStats:
     """Upload each action; once ``stop`` is set no new file starts, files in flight finish.
 
-    A result is recorded only after the store confirmed the object (and made it durable, see
-    ``Backend.flush``), a batch at a time: a crash loses at most the last batch's records,
-    whose files the next run finds on the remote (adopted) or uploads again."""
+    ``uploads`` is read lazily, never more than a window ahead of the uploads in flight (a
+    plan streams its actions from disk). A result is recorded only after the store
+    confirmed the object (and made it durable, see ``Backend.flush``), a batch at a time: a
+    crash loses at most the last batch's records, whose files the next run finds on the
+    remote (adopted) or uploads again."""
     stats = TransferStats()
-    pending: deque[tuple[Action, int]] = deque((a, 1) for a in uploads)
+    window = 2 * max(1, workers)
+    feed = _Feed(uploads)
+    pending: deque[tuple[Action, int]] = deque((a, 1) for a in feed.take(window))
     if not pending:
         return stats
     recorder = _Recorder(backend, catalog, clock, stats)
     pool = _Workers(
-        min(max(1, workers), len(pending)),
+        min(max(1, workers), len(pending)),  # fewer than a window: that many uploads in all
         lambda a, n: _upload(backend, catalog, reporter, a, n, tier, clock),
         pending,
-        2 * max(1, workers),
+        window,
         stop,
     )
     try:
@@ -292,14 +333,16 @@ def execute(
                     pool.give((retry, 2))
             recorder.flush_if_due()
             if stop is not None and stop.is_set() and not stats.stopped_by:
-                if pool.halt():
+                if pool.halt() or feed:
                     stats.interrupted = True
                     stats.stopped_by = "asked to stop"
             elif stats.stopped_by:
                 pool.halt()
+            elif feed:
+                pool.feed(feed.take(window - pool.queued()))
             pool.handled(len(results))
-        stats.not_attempted = len(pending)
-        stats.failed += len(pending)
+        stats.not_attempted = pool.queued() + feed.count_rest()
+        stats.failed += stats.not_attempted
     finally:
         try:
             pool.close()
