@@ -344,18 +344,20 @@ def build_plan(
     batches = _examine_batches(
         s, catalog, reporter, now, stats, plan, stop, backend.url, unique if count_only else None
     )
-    for examined, batch in batches:
-        records = catalog.object_hashes(backend.url, [x[2] for x in batch if x[5] is None])
-        for e, f, key, h, hashed, obj in batch:
-            rec = obj or records.get(key)
-            if count_only and rec is not None and rec[2] == h and not hashed:
-                plan.skip_unchanged(key, e[0], unique())  # what decide() says, no Action
-                continue
-            known = Known(rec[1], rec[2], "catalog") if rec else remote_index.known(key)
-            plan.add(decide(f or to_local_file(e), key, h, known, hashed))
-        reporter.examined(examined)
+    try:
+        for examined, batch in batches:
+            records = catalog.object_hashes(backend.url, [x[2] for x in batch if x[5] is None])
+            for e, f, key, h, hashed, obj in batch:
+                rec = obj or records.get(key)
+                if count_only and rec is not None and rec[2] == h and not hashed:
+                    plan.skip_unchanged(key, e[0], unique())  # what decide() says, no Action
+                    continue
+                known = Known(rec[1], rec[2], "catalog") if rec else remote_index.known(key)
+                plan.add(decide(f or to_local_file(e), key, h, known, hashed))
+            reporter.examined(examined)
+    finally:
+        remote_index.close()
     plan.close()
-    remote_index.close()
     return plan
 
 
