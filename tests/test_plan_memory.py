@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import pytest
 
+import hoard.plan
 from hoard.backends.localfs import LocalBackend
 from hoard.backends.memory import MemoryBackend
 from hoard.catalog import Catalog
@@ -99,6 +100,14 @@ def _peak(run: Callable[[], T]) -> tuple[int, T]:
     return peak, out
 
 
+@pytest.fixture
+def small_action_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plan holds up to a batch of kept actions in memory, as many as the tree leaves over
+    after its last spill: 1,024 of about 0.8 KB each would hide growth (or fake it, when the
+    larger tree happens to leave more over). A batch of 64 keeps that under 60 KB."""
+    monkeypatch.setattr(hoard.plan, "ACTION_BATCH", 64)
+
+
 def _assert_flat(peaks: list[int]) -> None:
     # 3 * FIRST more files: a plan holding an Action per file grows by about 0.8 KB each, and
     # any object kept per file by at least 40 bytes; what remains is where the walk stands.
@@ -106,7 +115,9 @@ def _assert_flat(peaks: list[int]) -> None:
     assert growth < 40 * 3 * FIRST, f"peak grew {growth} bytes: {peaks}"
 
 
-def test_first_push_memory_does_not_grow_with_the_tree(tmp_path: Path) -> None:
+def test_first_push_memory_does_not_grow_with_the_tree(
+    tmp_path: Path, small_action_batch: None
+) -> None:
     peaks = []
     for n in (FIRST, 4 * FIRST):
         src = _wide_tree(tmp_path / f"src{n}", n)
@@ -128,7 +139,7 @@ def _plan_and_print(settings: PushSettings, backend: MemoryBackend, catalog: Cat
 
 
 def test_dry_run_planning_and_printing_memory_does_not_grow_with_the_tree(
-    tmp_path: Path, catalog: Catalog
+    tmp_path: Path, catalog: Catalog, small_action_batch: None
 ) -> None:
     peaks = []
     for n in (FIRST, 4 * FIRST):
@@ -144,7 +155,9 @@ def test_dry_run_planning_and_printing_memory_does_not_grow_with_the_tree(
     _assert_flat(peaks)
 
 
-def test_first_push_onto_a_remote_holding_the_files_memory_does_not_grow(tmp_path: Path) -> None:
+def test_first_push_onto_a_remote_holding_the_files_memory_does_not_grow(
+    tmp_path: Path, small_action_batch: None
+) -> None:
     """An empty catalog: every file is looked up in the remote's listing, and adopted."""
     peaks = []
     for n in (FIRST, 4 * FIRST):
