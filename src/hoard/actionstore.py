@@ -14,14 +14,14 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from hoard.model import Action, ActionKind, LocalFile, RemoteObject
-from hoard.scratch import insert_all, scratch_db
+from hoard.model import Action, ActionKind, RemoteObject
+from hoard.scratch import FILE_COLUMNS, FILE_WIDTH, file_from, file_row, insert_all, scratch_db
 
 #: Actions held in memory before they go to disk; rows read back at a time.
 BATCH = 1024
 READ_ROWS = 256
 _KINDS = {k.value: k for k in ActionKind}
-_COLUMNS = 18
+_COLUMNS = 7 + FILE_WIDTH
 
 
 class ActionStore:
@@ -55,10 +55,7 @@ class ActionStore:
             self._db = scratch_db()
             self._db.execute(
                 "CREATE TABLE actions (seq INTEGER PRIMARY KEY, kind TEXT, key TEXT, "
-                "reason TEXT, hash TEXT, hashed INTEGER, adopt TEXT, path TEXT, root TEXT, "
-                "rel_path TEXT, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, "
-                "atime_ns INTEGER, birthtime_ns INTEGER, inode INTEGER, dev INTEGER, "
-                "base_given INTEGER)"
+                f"reason TEXT, hash TEXT, hashed INTEGER, adopt TEXT, {FILE_COLUMNS})"
             )
         buffer, start = self._buffer, self._spilled
         insert_all(
@@ -87,33 +84,13 @@ class ActionStore:
 
 
 def _row(seq: int, a: Action) -> tuple[object, ...]:
-    f = a.file
-    return (
-        seq,
-        a.kind.value,
-        a.key,
-        a.reason,
-        a.hash,
-        a.hashed,
-        None if a.adopt is None else _adopt_json(a.adopt),
-        f.path,
-        f.root,
-        f.rel_path,
-        f.size,
-        f.mtime_ns,
-        f.ctime_ns,
-        f.atime_ns,
-        f.birthtime_ns,
-        f.inode,
-        f.dev,
-        f.base_given,
-    )
+    adopt = None if a.adopt is None else _adopt_json(a.adopt)
+    return (seq, a.kind.value, a.key, a.reason, a.hash, a.hashed, adopt, *file_row(a.file))
 
 
 def _action(r: Any) -> Action:
-    f = LocalFile(r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15], r[16], bool(r[17]))
     adopt = None if r[6] is None else RemoteObject(r[2], *json.loads(r[6]))
-    return Action(_KINDS[r[1]], f, r[2], r[3], r[4], adopt, bool(r[5]))
+    return Action(_KINDS[r[1]], file_from(r, 7), r[2], r[3], r[4], adopt, bool(r[5]))
 
 
 def _adopt_json(o: RemoteObject) -> str:

@@ -6,8 +6,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
+from typing import Any
+
+from hoard.model import LocalFile
 
 CACHE_KIB = 8192
+
+#: A LocalFile's columns in a scratch table, in ``file_row``'s order.
+FILE_COLUMNS = (
+    "path TEXT, root TEXT, rel_path TEXT, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, "
+    "atime_ns INTEGER, birthtime_ns INTEGER, inode INTEGER, dev INTEGER, base_given INTEGER"
+)
+FILE_WIDTH = 11
 
 
 def scratch_db() -> sqlite3.Connection:
@@ -27,3 +37,26 @@ def insert_all(db: sqlite3.Connection, sql: str, rows: Iterable[Sequence[object]
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def file_row(f: LocalFile) -> tuple[object, ...]:
+    """``f`` as the FILE_COLUMNS of a row."""
+    return (
+        f.path,
+        f.root,
+        f.rel_path,
+        f.size,
+        f.mtime_ns,
+        f.ctime_ns,
+        f.atime_ns,
+        f.birthtime_ns,
+        f.inode,
+        f.dev,
+        f.base_given,
+    )
+
+
+def file_from(row: Sequence[Any], at: int) -> LocalFile:
+    """The LocalFile whose FILE_COLUMNS start at ``row[at]``."""
+    r = row[at : at + FILE_WIDTH]
+    return LocalFile(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], bool(r[10]))

@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from hoard.model import LocalFile
-from hoard.scratch import insert_all, scratch_db
+from hoard.scratch import FILE_COLUMNS, FILE_WIDTH, file_from, file_row, insert_all, scratch_db
 
 if TYPE_CHECKING:
     from hoard.push import Examined
 
 BATCH = 1024
-_COLUMNS = 15
+_COLUMNS = 4 + FILE_WIDTH
 
 
 class SortedByKey:
@@ -28,34 +27,13 @@ class SortedByKey:
         self._db = scratch_db()
         self._db.execute(
             "CREATE TABLE files (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, hash TEXT, "
-            "hashed INTEGER, path TEXT, root TEXT, rel_path TEXT, size INTEGER, "
-            "mtime_ns INTEGER, ctime_ns INTEGER, atime_ns INTEGER, birthtime_ns INTEGER, "
-            "inode INTEGER, dev INTEGER, base_given INTEGER)"
+            f"hashed INTEGER, {FILE_COLUMNS})"
         )
 
     def add_all(self, examined: Iterable[Examined]) -> None:
         rows: list[tuple[object, ...]] = []
         for e in examined:
-            f = e.file
-            rows.append(
-                (
-                    None,
-                    e.key,
-                    e.hash,
-                    e.hashed,
-                    f.path,
-                    f.root,
-                    f.rel_path,
-                    f.size,
-                    f.mtime_ns,
-                    f.ctime_ns,
-                    f.atime_ns,
-                    f.birthtime_ns,
-                    f.inode,
-                    f.dev,
-                    f.base_given,
-                )
-            )
+            rows.append((None, e.key, e.hash, e.hashed, *file_row(e.file)))
             if len(rows) >= BATCH:
                 self._insert(rows)
                 rows = []
@@ -71,10 +49,7 @@ class SortedByKey:
         cur = self._db.execute("SELECT * FROM files ORDER BY key, seq")
         while rows := cur.fetchmany(BATCH):
             for r in rows:
-                f = LocalFile(
-                    r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], bool(r[14])
-                )
-                yield r[1], Examined(f, r[1], r[2], bool(r[3]))
+                yield r[1], Examined(file_from(r, 4), r[1], r[2], bool(r[3]))
 
     def close(self) -> None:
         self._db.close()
