@@ -7,6 +7,7 @@ exactly that plan.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -29,6 +30,12 @@ from hoard.transfer import TransferStats, execute
 
 Clock = Callable[[], int]
 HASH_BATCH = 256
+#: Files are hashed a group at a time, each group one file or more of at least this many bytes
+#: together, and a batch that makes one group is hashed on the planning thread itself: a pool
+#: task per small file cost more in thread hand-offs than its hash (2,000 warm files of 4 KiB:
+#: 0.34 s on 8 threads a file at a time, 0.08 s a batch at a time on one thread). Large files
+#: still get a task each, and many mid-sized ones spread over the pool.
+HASH_GROUP_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,31 @@ def _hash_or_problem(f: LocalFile, algorithm: str) -> str | Problem:
         return hash_file(f.path, algorithm, f.size)
     except OSError as exc:
         return Problem(f.path, f"cannot read: {exc.strerror or exc}", fails=True)
+
+
+def _hash_all(
+    pool: ThreadPoolExecutor, files: list[LocalFile], algorithm: str
+) -> Iterator[str | Problem]:
+    """Each file's hash (or why it cannot be read), in order: the files in groups of at least
+    ``HASH_GROUP_BYTES``, a group per pool task; a single group on this thread."""
+    groups: list[list[LocalFile]] = []
+    group: list[LocalFile] = []
+    size = 0
+    for f in files:
+        group.append(f)
+        size += f.size
+        if size >= HASH_GROUP_BYTES:
+            groups.append(group)
+            group, size = [], 0
+    if group:
+        groups.append(group)
+
+    def hash_group(g: list[LocalFile]) -> list[str | Problem]:
+        return [_hash_or_problem(f, algorithm) for f in g]
+
+    if len(groups) == 1:
+        return iter(hash_group(groups[0]))
+    return itertools.chain.from_iterable(pool.map(hash_group, groups))
 
 
 #: A scanned file on its way through planning: the walk's entry, its LocalFile (made only
@@ -181,7 +213,7 @@ def _examine_batches(
                 else:
                     known.append(None)
                     todo.append(to_local_file(e))
-            fresh = iter(pool.map(lambda f: _hash_or_problem(f, algorithm), todo))
+            fresh = _hash_all(pool, todo, algorithm)
             files = iter(todo)
             out: list[_Examined] = []
             for i, (e, h) in enumerate(zip(batch, known, strict=True)):
