@@ -26,7 +26,7 @@ from hoard.download import download_all
 from hoard.errors import HoardError, NotFound, UsageError
 from hoard.hashing import hash_file, split_hash
 from hoard.report import Reporter
-from hoard.safepath import UnsafePath, check_relative, existing, fold, make_folder
+from hoard.safepath import Existing, UnsafePath, check_relative, fold, make_folder
 
 Clock = Callable[[], int]
 log = logging.getLogger("hoard.restore")
@@ -234,6 +234,7 @@ def plan_restore(
 ) -> list[Step]:
     steps: list[Step] = []
     seen: dict[str, str] = {}
+    look = Existing()
     for rel in folders:
         root = os.path.abspath(os.path.expanduser(s.to or "/"))
         try:
@@ -267,7 +268,7 @@ def plan_restore(
         if item.tier == "missing":
             steps.append(Step("fail", item, root, rel, f"{item.key} is not on the remote"))
             continue
-        steps.append(_decide(item, root, rel, s, catalog, backends, now_ns))
+        steps.append(_decide(item, root, rel, s, catalog, backends, now_ns, look))
     return steps
 
 
@@ -279,10 +280,11 @@ def _decide(
     catalog: Catalog,
     backends: Callable[[str], Backend],
     now_ns: int,
+    look: Existing,
 ) -> Step:
     target = os.path.join(root, rel)
     try:
-        st = existing(root, rel)
+        st = look.stat(root, rel)
     except UnsafePath as exc:
         return Step("fail", item, root, rel, str(exc))
     reason = "missing"

@@ -28,6 +28,7 @@ from hoard.errors import HoardError
 log = logging.getLogger("hoard.restore")
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 TEMP_SUFFIX = ".hoard-part"
 
 
@@ -44,7 +45,7 @@ def check_relative(rel: str) -> list[str]:
         raise UnsafePath(f"{rel!r} is absolute")
     if "\\" in rel:
         raise UnsafePath(f"{rel!r} contains a backslash")
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in rel):
+    if _CONTROL.search(rel):
         raise UnsafePath(f"{rel!r} contains a control character")
     parts = rel.split("/")
     if any(p in ("", ".", "..") for p in parts):
@@ -70,14 +71,42 @@ def _dir_fd(root: str, parts: list[str], create: bool) -> Iterator[int]:
         os.close(fd)
 
 
-def existing(root: str, rel: str) -> os.stat_result | None:
-    """lstat of root/rel reached without following symlinks; None if it does not exist."""
-    parts = check_relative(rel)
-    try:
-        with _dir_fd(root, parts[:-1], create=False) as fd:
-            return os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+class Existing:
+    """What is at root/rel, reached without following symlinks, for many paths: a folder
+    found missing is remembered, and the paths below it are missing without a look (a
+    restore into a new folder costs no system call per file, where the walk cost four)."""
+
+    def __init__(self) -> None:
+        self._missing: set[tuple[str, tuple[str, ...]]] = set()
+
+    def stat(self, root: str, rel: str) -> os.stat_result | None:
+        """lstat of root/rel; None if it does not exist. UnsafePath for a symlink or a file
+        where a folder should be."""
+        parts = check_relative(rel)
+        folders = parts[:-1]
+        for depth in range(len(folders) + 1):
+            if (root, tuple(folders[:depth])) in self._missing:
+                return None
+        try:
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            self._missing.add((root, ()))
+            return None
+        try:
+            for depth, name in enumerate(folders, 1):
+                try:
+                    child = _open_child(root, fd, name, create=False)[0]
+                except FileNotFoundError:
+                    self._missing.add((root, tuple(folders[:depth])))
+                    return None
+                os.close(fd)
+                fd = child
+            try:
+                return os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+        finally:
+            os.close(fd)
 
 
 def make_folder(root: str, rel: str) -> None:
