@@ -28,6 +28,8 @@ WRONG_REGION = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error>"
                 b"<Region>eu-west-1</Region></Error>")
 SLOW_DOWN = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>"
              b"<Message>Please reduce your request rate.</Message></Error>")
+INTERNAL = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code>"
+            b"<Message>We encountered an internal error, please try again.</Message></Error>")
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ class Request:
         return int(self.query["partNumber"][0]) if "partNumber" in self.query else None
 
 
-#: Decides what happens to a request: "pass", "slowdown", "reset", "truncate" (the answer's
+#: Decides what happens to a request: "pass", "slowdown", "internal" (500 InternalError, never
+#: forwarded: a store failing requests, e.g. out of space), "reset", "truncate" (the answer's
 #: headers and half its body, then a reset), "corrupt", "accept" (a
 #: 200 answer with an ETag, never forwarded: a store that takes a body without checking it) or
 #: "invalid" (400 InvalidArgument, never forwarded: a store that does not know the request).
@@ -125,8 +128,9 @@ class FaultProxy:
                     self.connection.close()
                     return
                 body = self.rfile.read(length) if length else b""
-                if action in ("slowdown", "invalid", "wrong-region"):
-                    status, answer = {"slowdown": (503, SLOW_DOWN), "invalid": (400, INVALID),
+                if action in ("slowdown", "internal", "invalid", "wrong-region"):
+                    status, answer = {"slowdown": (503, SLOW_DOWN), "internal": (500, INTERNAL),
+                                      "invalid": (400, INVALID),
                                       "wrong-region": (400, WRONG_REGION)}[action]
                     self.send_response(status)
                     self.send_header("Content-Type", "application/xml")

@@ -1,0 +1,126 @@
+"""A store that fails every upload a temporary way (a server error, through all the retries)
+stops the run after GIVE_UP_AFTER files in a row, says why, and leaves the rest not attempted
+for the rerun; failures among successes, or failures of another kind, do not stop it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from hoard.backends.memory import MemoryBackend
+from hoard.catalog import Catalog
+from hoard.errors import BackendError, Transient
+from hoard.push import PushResult, PushSettings, run_push
+from hoard.report import NullReporter
+from hoard.transfer import GIVE_UP_AFTER
+from tests.conftest import make_tree
+from tests.faultproxy import FaultProxy, Request
+
+
+def push(src: Path, backend: MemoryBackend, catalog: Catalog) -> PushResult:
+    settings = PushSettings(sources=(str(src),), remote=backend.url, workers=4)
+    return run_push(settings, backend, catalog, NullReporter(), time.time_ns)
+
+
+def failing_puts(fail: object) -> tuple[MemoryBackend, list[str]]:
+    """A store whose n-th put raises ``fail(n)`` (None: the put goes through)."""
+    puts: list[str] = []
+    lock = threading.Lock()
+
+    def faults(op: str, key: str) -> None:
+        if op != "put":
+            return
+        with lock:
+            puts.append(key)
+            n = len(puts)
+        exc = fail(n)  # type: ignore[operator]
+        if exc is not None:
+            raise exc
+
+    return MemoryBackend("m", faults=faults), puts
+
+
+def test_a_store_failing_every_upload_stops_the_run_after_a_streak(tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {f"d{i % 4}/f{i:03d}": str(i) for i in range(200)})
+    catalog = Catalog(str(tmp_path / "c.sqlite"))
+    mem, puts = failing_puts(lambda n: Transient("uploading: InternalError (500)"))
+    r = push(src, mem, catalog)
+    assert r.outcome == "aborted"
+    st = r.transfer
+    assert st.uploaded == 0
+    assert f"failed {GIVE_UP_AFTER} files in a row" in st.stopped_by
+    assert "InternalError (500)" in st.stopped_by
+    # the files in flight when the streak was seen still finish: at most a window more
+    assert GIVE_UP_AFTER <= len(puts) <= GIVE_UP_AFTER + 2 * 4
+    assert st.not_attempted == 200 - len(puts)
+    assert r.failed == 200  # tried and failed, or not attempted: all counted as failed
+
+
+def test_failures_among_successes_or_of_another_kind_do_not_stop_the_run(tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {f"f{i:03d}": str(i) for i in range(60)})
+    catalog = Catalog(str(tmp_path / "c1.sqlite"))
+    # every file but each GIVE_UP_AFTER-th fails a temporary way: never GIVE_UP_AFTER in a row
+    mem, puts = failing_puts(
+        lambda n: None if n % GIVE_UP_AFTER == 0 else Transient("InternalError (500)")
+    )
+    r = push(src, mem, catalog)
+    assert not r.transfer.stopped_by and r.transfer.not_attempted == 0
+    assert len(puts) == 60 and r.transfer.uploaded == 60 // GIVE_UP_AFTER
+    # a refusal that is not temporary (it says nothing about the store's health) is per file
+    catalog = Catalog(str(tmp_path / "c2.sqlite"))
+    mem, puts = failing_puts(lambda n: BackendError("InvalidArgument: refused"))
+    r = push(src, mem, catalog)
+    assert not r.transfer.stopped_by and r.transfer.not_attempted == 0
+    assert len(puts) == 60 and r.transfer.failed == 60
+
+
+@pytest.fixture
+def proxy(seaweed_endpoint: str) -> Iterator[FaultProxy]:
+    p = FaultProxy(seaweed_endpoint)
+    with p.running() as url:
+        p.url = url  # type: ignore[attr-defined]
+        yield p
+
+
+def test_a_store_answering_every_put_with_a_server_error_stops_the_push_soon(
+    proxy: FaultProxy, seaweed_endpoint: str, tmp_path: Path
+) -> None:
+    """The case this was found in: SeaweedFS out of volumes answers every PUT with 500
+    InternalError; 2,000 files took 16 minutes to fail one by one."""
+    boto3.client("s3", endpoint_url=seaweed_endpoint).create_bucket(Bucket="full")
+    src = make_tree(tmp_path / "src", {f"d{i % 5}/f{i:03d}": os.urandom(100) for i in range(120)})
+
+    def decide(req: Request) -> str:
+        return "internal" if req.method == "PUT" else "pass"
+
+    proxy.decide = decide
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": proxy.url,  # type: ignore[attr-defined]
+        "HOARD_LOG_FILE": str(tmp_path / "hoard.log"),
+    }
+    started = time.monotonic()
+    p = subprocess.run(
+        [sys.executable, "-m", "hoard", "push", str(src), "--to", "s3://full/x",
+         "--catalog", str(tmp_path / "c.sqlite"), "--workers", "8"],
+        capture_output=True, text=True, env=env, timeout=180, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    took = time.monotonic() - started
+    assert p.returncode != 0
+    assert f"stopped early: the store failed {GIVE_UP_AFTER} files in a row" in p.stderr
+    assert "InternalError" in p.stderr and "run the same command again" in p.stderr
+    m = re.search(r"(\d+) files were not attempted", p.stderr)
+    assert m is not None and int(m.group(1)) > 0, p.stderr
+    # every file tried was tried through all its attempts, and far from all files were tried
+    assert proxy.outcomes["internal"] <= (120 - int(m.group(1))) * 6
+    assert 120 - int(m.group(1)) <= GIVE_UP_AFTER + 2 * 8
+    assert took < 120, took
