@@ -194,6 +194,13 @@ def restore(
     else:
         for error in result.errors:
             click.echo(f"error: {error}", err=True)
+        if result.stopped_by:
+            click.echo(
+                f"error: stopped early: {result.stopped_by}; {result.not_attempted} files were "
+                "not attempted. Everything restored before is in place and recorded; run the "
+                "same command again to continue.",
+                err=True,
+            )
         click.echo(console_restore.restore_summary(result, thaw))
     frozen = result.pending or result.count("needs-thaw")
     sys.exit(1 if result.failed else 7 if frozen and not dry_run else 0)

@@ -71,6 +71,8 @@ def restore_json(r: RestoreResult) -> str:
             "needs_thaw": r.count("needs-thaw"),
             "elapsed_s": round(r.elapsed_s, 3),
             "errors": r.errors,
+            "stopped_by": r.stopped_by,
+            "not_attempted": r.not_attempted,
             "steps": [
                 {
                     "step": s.kind,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from hoard.backends.base import Backend
 from hoard.catalog import Catalog, RestoreRow
-from hoard.errors import HoardError, NotWarm
+from hoard.errors import GIVE_UP_AFTER, HoardError, NotWarm, Transient
 from hoard.fetch import Corrupted, fetch
 from hoard.hashing import split_hash
 from hoard.safepath import Folders, Staged, stage
@@ -125,10 +125,15 @@ def download_all(
             for st in steps
             if st.item is not None
         ]
+        streak = 0  # files in a row that failed a temporary way through all their retries
         for i, (step, fut) in enumerate(futures):
             collected = i  # the ones before it are placed or failed
             item = step.item
             assert item is not None
+            if result.stopped_by and fut.cancelled():
+                result.not_attempted += 1
+                result.failed += 1
+                continue
             if placed and len(placed) < BATCH_FILES and not fut.done():
                 wait([fut], timeout=max(0.0, (oldest + BATCH_NS - clock()) / 1e9))
             if placed and (len(placed) >= BATCH_FILES or not fut.done()):
@@ -140,7 +145,16 @@ def download_all(
                 if isinstance(exc, NotWarm):
                     error = f"{item.key} is not thawed yet: {exc}"
                 fail(step, error)
+                streak = streak + 1 if isinstance(exc, Transient) else streak
+                if streak >= GIVE_UP_AFTER and not result.stopped_by:
+                    # the store fails every request: the files not started are not tried
+                    result.stopped_by = (
+                        f"the store failed {streak} files in a row, each after all its "
+                        f"retries; the last: {error}"
+                    )
+                    pool.shutdown(wait=False, cancel_futures=True)
                 continue
+            streak = 0
             if not placed:
                 oldest = clock()
             placed.append((step, staged))

@@ -94,6 +94,10 @@ class RestoreResult:
     errors: list[str] = field(default_factory=list)
     outcome: str = "ok"
     elapsed_s: float = 0.0
+    #: why downloads stopped before every file was tried ("": they did not)
+    stopped_by: str = ""
+    #: downloads never started because of that (counted in ``failed`` too)
+    not_attempted: int = 0
 
     def count(self, kind: str) -> int:
         return sum(1 for s in self.steps if s.kind == kind)
@@ -450,7 +454,10 @@ def run_restore(
         result.outcome = "interrupted"
         catalog.finish_job(job, clock(), result.outcome, _counts(result))
         raise
-    result.outcome = "failed" if result.failed else "pending" if result.pending else "ok"
+    if result.stopped_by:
+        result.outcome = "aborted"
+    else:
+        result.outcome = "failed" if result.failed else "pending" if result.pending else "ok"
     result.elapsed_s = (clock() - started) / 1e9
     catalog.finish_job(job, clock(), result.outcome, _counts(result))
     return result

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from hoard import metadata as meta
 from hoard.backends.base import Backend, PutResult
 from hoard.catalog import Catalog, Outcome
-from hoard.errors import BackendError, HoardError, Transient
+from hoard.errors import GIVE_UP_AFTER, BackendError, HoardError, Transient
 from hoard.model import Action
 from hoard.report import Reporter
 
@@ -102,12 +102,6 @@ def _upload(
     except OSError:
         changed = True
     return _Result(action, attempt, started, clock(), put=put, metadata=metadata, changed=changed)
-
-
-#: This many files in a row that failed a temporary way after all their retries stop the run:
-#: each further file would spend its own retries (about 4 s with the default policy) to fail
-#: the same way; 2,000 files against a store out of space took 16 minutes to fail one by one.
-GIVE_UP_AFTER = 16
 
 
 class _Streak:
