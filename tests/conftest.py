@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from hoard.catalog import Catalog
+from tests.faultproxy import FaultProxy
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_CREDENTIALS = {
@@ -150,6 +151,16 @@ def seaweed_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         unavailable(f"SeaweedFS did not start on {url}: {log.read_text()[-800:]}")
     yield url
     stop_server(proc)
+
+
+@pytest.fixture
+def proxy(seaweed_endpoint: str) -> Iterator[FaultProxy]:
+    """A FaultProxy in front of the SeaweedFS server, its address in ``.url`` (a test file
+    may define a ``proxy`` of its own, in front of another server)."""
+    p = FaultProxy(seaweed_endpoint)
+    with p.running() as url:
+        p.url = url  # type: ignore[attr-defined]
+        yield p
 
 
 @pytest.fixture

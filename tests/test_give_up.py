@@ -11,11 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
-import pytest
 
 from hoard.backends.memory import MemoryBackend
 from hoard.catalog import Catalog
@@ -83,14 +81,6 @@ def test_failures_among_successes_or_of_another_kind_do_not_stop_the_run(tmp_pat
     r = push(src, mem, catalog)
     assert not r.transfer.stopped_by and r.transfer.not_attempted == 0
     assert len(puts) == 60 and r.transfer.failed == 60
-
-
-@pytest.fixture
-def proxy(seaweed_endpoint: str) -> Iterator[FaultProxy]:
-    p = FaultProxy(seaweed_endpoint)
-    with p.running() as url:
-        p.url = url  # type: ignore[attr-defined]
-        yield p
 
 
 def test_a_store_answering_every_put_with_a_server_error_stops_the_push_soon(

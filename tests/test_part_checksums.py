@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -56,14 +55,6 @@ def big(tmp_path: Path) -> Path:
 @pytest.fixture
 def client(seaweed_endpoint: str) -> object:
     return boto3.client("s3", endpoint_url=seaweed_endpoint)
-
-
-@pytest.fixture
-def proxy(seaweed_endpoint: str) -> Iterator[FaultProxy]:
-    p = FaultProxy(seaweed_endpoint)
-    with p.running() as url:
-        p.url = url  # type: ignore[attr-defined]
-        yield p
 
 
 def test_seaweedfs_refuses_a_part_or_object_whose_crc64nvme_does_not_match(

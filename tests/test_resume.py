@@ -18,7 +18,6 @@ import sys
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -30,14 +29,6 @@ from tests.faultproxy import FaultProxy, Request
 MiB = 1 << 20
 PART = 5 * MiB
 MULTIPART = ["--multipart-threshold", "5MiB", "--part-size", "5MiB"]
-
-
-@pytest.fixture
-def proxy(seaweed_endpoint: str) -> Iterator[FaultProxy]:
-    p = FaultProxy(seaweed_endpoint)
-    with p.running() as url:
-        p.url = url  # type: ignore[attr-defined]
-        yield p
 
 
 @pytest.fixture
