@@ -433,7 +433,7 @@ def run_restore(
 
         download([st for st in steps if st.kind == "download"])
         delay = s.poll_s
-        while s.wait and pending:
+        while s.wait and pending and not result.stopped_by:  # a failing store: no waiting
             sleep(delay)
             delay = min(delay * 2, s.max_poll_s)
             ready, still = [], []
