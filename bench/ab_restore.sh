@@ -3,6 +3,7 @@
 # ROUNDS rounds in which A, B and s5cmd in turn (the order rotates) download it into empty folders.
 #   E=http://127.0.0.1:PORT DATA=DIR A=/path/to/checkout-a B=/path/to/checkout-b S5=s5cmd bench/ab_restore.sh
 # Each checkout runs with its own .venv; appends "round tool wall user sys KB" lines to $OUT/times.txt.
+HERE=$(cd "$(dirname "$0")" && pwd)
 unset AWS_CA_BUNDLE
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
 E=${E:?endpoint}
@@ -13,7 +14,7 @@ A=${A:?checkout A}
 B=${B:?checkout B}
 TF='%e wall %U user %S sys %M KB'
 b=ab-restore-$RANDOM$RANDOM
-$B/.venv/bin/python -c "import boto3; boto3.client('s3', endpoint_url='$E').create_bucket(Bucket='$b')"
+$B/.venv/bin/python $HERE/bucket.py new $b $E
 $B/.venv/bin/python -m hoard push $DATA --to s3://$b/p --endpoint-url $E --path-style --catalog $W/$b.sqlite -q --workers 8
 want=$(find $DATA -type f | wc -l)
 run() { # tool round
@@ -36,3 +37,4 @@ for r in ${ROUNDS:-1 2 3}; do
     run $t $r
   done
 done
+$B/.venv/bin/python $HERE/bucket.py drop $b $E

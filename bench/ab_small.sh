@@ -2,6 +2,7 @@
 # A/B/s5cmd, interleaved: 2,000 x 4 KiB first push into a fresh bucket, then restore of it.
 #   E=http://127.0.0.1:PORT DATA=DIR A=/path/to/checkout-a B=/path/to/checkout-b S5=s5cmd bench/ab_small.sh
 # Each checkout runs with its own .venv; appends "round tool phase wall user sys KB" lines to $OUT/times.txt.
+HERE=$(cd "$(dirname "$0")" && pwd)
 unset AWS_CA_BUNDLE
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
 E=${E:?endpoint}
@@ -13,7 +14,7 @@ B=${B:?checkout B}
 TF='%e wall %U user %S sys %M KB'
 run() { # tool round
   local t=$1 r=$2 b=ab-${1,,}-$r-$RANDOM
-  $B/.venv/bin/python -c "import boto3; boto3.client('s3', endpoint_url='$E').create_bucket(Bucket='$b')"
+  $B/.venv/bin/python $HERE/bucket.py new $b $E
   rm -rf $W/out-$t; sync
   case $t in
     A) cd $A; PY=$A/.venv/bin/python;;
@@ -29,6 +30,7 @@ run() { # tool round
     /usr/bin/time -f "$r $t restore $TF" -a -o $W/times.txt $PY -m hoard restore s3://$b/p --to $W/out-$t --endpoint-url $E --path-style --catalog $W/$b.sqlite -q --workers 8
   fi
   n=$(find $W/out-$t -type f | wc -l); echo "$r $t files restored: $n" >> $W/times.txt
+  $B/.venv/bin/python $HERE/bucket.py drop $b $E
 }
 for r in ${ROUNDS:-1 2 3}; do
   case $r in 1) order="A B S";; 2) order="B S A";; 3) order="S A B";; *) order="A B S";; esac
