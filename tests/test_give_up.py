@@ -165,3 +165,46 @@ def test_a_store_answering_every_get_with_a_server_error_stops_the_restore_soon(
     for f in src.rglob("*"):
         if f.is_file():
             assert (out / f.relative_to(src)).read_bytes() == f.read_bytes()
+
+
+def test_a_restore_stopped_by_a_failing_store_does_not_wait_for_its_thaws(
+    moto_endpoint: str, s3_bucket: str, tmp_path: Path
+) -> None:
+    """With --wait a restore polls its thaws until they are ready; once the store has failed
+    GIVE_UP_AFTER downloads in a row it stops at once, its thaws left pending."""
+    src = make_tree(
+        tmp_path / "src",
+        {**{f"warm/f{i:02d}": os.urandom(50) for i in range(24)}, "cold/a": "a", "cold/b": "b"},
+    )
+    env = {
+        **os.environ,
+        "HOARD_LOG_FILE": str(tmp_path / "hoard.log"),
+        "HOARD_CATALOG": str(tmp_path / "c.sqlite"),
+    }
+    p = FaultProxy(moto_endpoint)
+    with p.running() as url:
+        env["AWS_ENDPOINT_URL"] = url
+
+        def hoard(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "hoard", *args], capture_output=True, text=True,
+                env=env, timeout=180, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+
+        to = f"s3://{s3_bucket}/x"
+        assert hoard("push", str(src), "--to", to, "--include", "warm/**").returncode == 0
+        cold = hoard("push", str(src), "--to", to, "--include", "cold/**", "--tier", "glacier")
+        assert cold.returncode == 0, cold.stderr
+        # every object's GET fails; listing, HEAD and the thaw requests go through
+        def decide(req: Request) -> str:
+            listing = "list-type" in req.query
+            return "internal" if req.method == "GET" and not listing else "pass"
+
+        p.decide = decide
+        r = hoard(
+            "restore", to, "--to", str(tmp_path / "out"), "--thaw", "standard", "--wait",
+            "--poll-interval", "0.2s",
+        )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert f"stopped early: the store failed {GIVE_UP_AFTER} files in a row" in r.stderr
+    assert "thaw_requested=2 pending=2" in r.stdout  # not waited for, not downloaded
