@@ -17,9 +17,10 @@ import boto3
 
 from hoard.backends.memory import MemoryBackend
 from hoard.catalog import Catalog
-from hoard.errors import GIVE_UP_AFTER, BackendError, Transient
+from hoard.errors import BackendError, Transient
 from hoard.push import PushResult, PushSettings, run_push
 from hoard.report import NullReporter
+from hoard.streak import GIVE_UP_AFTER
 from tests.conftest import make_tree
 from tests.faultproxy import FaultProxy, Request
 

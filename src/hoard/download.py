@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING
 
 from hoard.backends.base import Backend
 from hoard.catalog import Catalog, RestoreRow
-from hoard.errors import GIVE_UP_AFTER, HoardError, NotWarm, Transient
+from hoard.errors import HoardError, NotWarm, Transient
 from hoard.fetch import Corrupted, fetch
 from hoard.hashing import split_hash
 from hoard.safepath import Folders, Staged, stage
+from hoard.streak import FailureStreak
 
 if TYPE_CHECKING:
     from hoard.restore import RestoreResult, Step
@@ -125,7 +126,7 @@ def download_all(
             for st in steps
             if st.item is not None
         ]
-        streak = 0  # files in a row that failed a temporary way through all their retries
+        streak = FailureStreak()
         for i, (step, fut) in enumerate(futures):
             collected = i  # the ones before it are placed or failed
             item = step.item
@@ -145,16 +146,12 @@ def download_all(
                 if isinstance(exc, NotWarm):
                     error = f"{item.key} is not thawed yet: {exc}"
                 fail(step, error)
-                streak = streak + 1 if isinstance(exc, Transient) else streak
-                if streak >= GIVE_UP_AFTER and not result.stopped_by:
-                    # the store fails every request: the files not started are not tried
-                    result.stopped_by = (
-                        f"the store failed {streak} files in a row, each after all its "
-                        f"retries; the last: {error}"
-                    )
+                why = streak.add(False, isinstance(exc, Transient), error)
+                if why and not result.stopped_by:  # the files not started are not tried
+                    result.stopped_by = why
                     pool.shutdown(wait=False, cancel_futures=True)
                 continue
-            streak = 0
+            streak.add(True, False, "")
             if not placed:
                 oldest = clock()
             placed.append((step, staged))

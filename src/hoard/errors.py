@@ -108,13 +108,6 @@ class NotWarm(BackendError):
     """The object is in an archive tier and must be thawed before it can be read."""
 
 
-#: This many files in a row that failed with ``Transient`` (after all their retries) stop an
-#: upload or a download run: each further file would spend its own retries (about 4 s with the
-#: default policy) to fail the same way; 2,000 files against a store out of space took 16
-#: minutes to fail one by one.
-GIVE_UP_AFTER = 16
-
-
 class Transient(BackendError):
     """A temporary failure (throttling, a dropped connection, a server error); hoard retried
     with backoff and the failure persisted. Running the same command again resumes."""

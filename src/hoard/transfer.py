@@ -4,9 +4,9 @@ Workers only talk to the backend; the coordinating thread records the results in
 a batch per transaction, once the backend made the batch's objects durable. A file that changed
 while it was uploaded is not recorded as archived: it is prepared again (re-stat, re-hash,
 re-key) and retried once. An error that would repeat for every file (unreachable endpoint,
-missing bucket, rejected credentials, full disk) stops the run, and so do GIVE_UP_AFTER files
-in a row that each failed a temporary way through all their retries (a store answering every
-request with a server error, such as one whose own disks are full).
+missing bucket, rejected credentials, full disk) stops the run, and so does a streak of files
+that each failed a temporary way through all their retries (``hoard.streak``: a store
+answering every request with a server error, such as one whose own disks are full).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from dataclasses import dataclass, field, replace
 from hoard import metadata as meta
 from hoard.backends.base import Backend, PutResult
 from hoard.catalog import Catalog, Outcome
-from hoard.errors import GIVE_UP_AFTER, BackendError, HoardError, Transient
+from hoard.errors import BackendError, HoardError, Transient
 from hoard.model import Action
 from hoard.report import Reporter
+from hoard.streak import FailureStreak
 
 log = logging.getLogger("hoard.transfer")
 Clock = Callable[[], int]
@@ -102,28 +103,6 @@ def _upload(
     except OSError:
         changed = True
     return _Result(action, attempt, started, clock(), put=put, metadata=metadata, changed=changed)
-
-
-class _Streak:
-    """Counts files in a row that failed a temporary way after every retry; an upload that
-    succeeds ends the streak, a failure of another kind (an unreadable file) neither ends it
-    nor adds to it."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def add(self, r: _Result) -> str:
-        """Why the run should stop, or ""."""
-        if r.put is not None:
-            self.count = 0
-        elif r.transient:
-            self.count += 1
-            if self.count >= GIVE_UP_AFTER:
-                return (
-                    f"the store failed {self.count} files in a row, each after all its "
-                    f"retries; the last: {r.error}"
-                )
-        return ""
 
 
 #: Results are recorded in the catalog a batch at a time: every BATCH_FILES results or
@@ -359,14 +338,15 @@ def execute(
         window,
         stop,
     )
-    streak = _Streak()
+    streak = FailureStreak()
     try:
         while (results := pool.collect(_WAIT_S)) is not None:
             for r in results:
                 retry = _handle(r, backend, recorder, job_id, reporter, stats, prepare)
                 if retry is not None:
                     pool.give((retry, 2))
-                if (why := streak.add(r)) and not stats.stopped_by:
+                why = streak.add(r.put is not None, r.transient, r.error)
+                if why and not stats.stopped_by:
                     stats.stopped_by = why
             recorder.flush_if_due()
             if stop is not None and stop.is_set() and not stats.stopped_by:
