@@ -75,3 +75,17 @@ def test_larger_files_spread_over_the_pool_in_order_and_a_lost_file_is_a_problem
     for group in groups:
         names = {threads_seen[str(tmp_path / n)] for n in group}
         assert len(names) == 1, group  # one task each
+
+
+@pytest.mark.parametrize("hint", [1, 4096, 4097, 5000, 0, (1 << 20) + 1])
+def test_a_file_hashes_the_same_whatever_size_it_was_measured_at(
+    tmp_path: Path, hint: int
+) -> None:
+    """A small file is read whole rather than into a chunk-sized buffer; one that grew or
+    shrank since it was measured still hashes every byte it holds."""
+    import blake3
+
+    data = os.urandom(4097)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert hash_file(str(path), "blake3", hint) == "blake3:" + blake3.blake3(data).hexdigest()
