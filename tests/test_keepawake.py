@@ -164,19 +164,22 @@ def test_a_stop_between_files_records_the_job_interrupted_and_the_rerun_continue
     assert (again.result.transfer.uploaded, again.result.skipped) == (6 - uploaded, uploaded)
 
 
-class StopWhenPlanned(NullReporter):
+class StopWhenExamined(NullReporter):
+    """Stops the run once planning has decided its first batch, before it hands on any
+    upload of it (a push of one `{rel_path}` source uploads as it plans)."""
+
     def __init__(self, stop: threading.Event) -> None:
         super().__init__()
         self.stop = stop
 
-    def planned(self, upload_files: int, upload_bytes: int) -> None:
+    def examined(self, files: int) -> None:
         self.stop.set()
 
 
 def test_a_stop_before_the_first_upload_starts_none(tmp_path: Path, cat: Catalog) -> None:
     stop = threading.Event()
     done = run_workflow(workflow(tmp_path, files=4),
-                        Runner(cat, time.time_ns, StopWhenPlanned(stop), stop))
+                        Runner(cat, time.time_ns, StopWhenExamined(stop), stop))
     assert done.outcome == "interrupted"
     assert (done.result.transfer.uploaded, done.result.transfer.not_attempted) == (0, 4)
     assert not (tmp_path / "out").exists()

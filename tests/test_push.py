@@ -57,6 +57,14 @@ def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return S3Backend(request.getfixturevalue("s3_bucket"), endpoint_url=endpoint)
 
 
+def uploaded(r: PushResult, catalog: Catalog) -> dict[str, str]:
+    """What a real run uploaded, key → reason: from its job's transfers (a run that uploads
+    while it plans keeps no upload in its plan)."""
+    job = catalog.job(r.job_id or 0)
+    assert job is not None
+    return {t["key"]: t["reason"] for t in job["transfers"] if t["outcome"] == "ok"}
+
+
 def _keys(b: Backend) -> list[str]:
     return [o.key for o in b.list()]
 
@@ -113,9 +121,9 @@ def test_changed_files_are_uploaded_with_reasons(tree: Path, remote: Backend,
     (tree / "sub/b.txt").write_text("bravo, longer")
     (tree / "new.txt").write_text("new")
     r = push(tree, remote, catalog)
-    reasons = {a.file.rel_path: a.reason for a in r.plan.actions}
-    assert reasons == {"a.txt": "changed: content", "new.txt": "new",
-                       "sub/b.txt": "changed: size 6 → 13"}  # a real run keeps no vouched skip
+    assert uploaded(r, catalog) == {"a.txt": "changed: content", "new.txt": "new",
+                                    "sub/b.txt": "changed: size 6 → 13"}
+    assert r.plan.actions == []  # keeps no vouched skip, and uploads as it plans
     assert (r.counts()["uploaded"], r.counts()["skipped"]) == (3, 1)
     dry = push(tree, remote, catalog, dry_run=True)  # a dry run keeps every decision
     assert {a.file.rel_path: a.reason for a in dry.plan.actions} == {
@@ -147,8 +155,7 @@ def test_object_without_hoard_metadata_is_replaced(tree: Path, moto_endpoint: st
     s3_client.put_object(Bucket=s3_bucket, Key="a.txt", Body=b"alpha")  # type: ignore[attr-defined]
     b = S3Backend(s3_bucket, endpoint_url=moto_endpoint)
     r = push(tree, b, catalog)
-    reasons = {a.file.rel_path: a.reason for a in r.plan.actions}
-    assert reasons["a.txt"] == "changed: remote object has no hoard hash"
+    assert uploaded(r, catalog)["a.txt"] == "changed: remote object has no hoard hash"
     assert "hoard-hash" in b.stat("a.txt").metadata
 
 
@@ -193,14 +200,14 @@ def test_dry_run_moves_nothing_records_nothing_and_matches_the_real_run(
     assert "z.txt" not in _keys(remote)
     planned = [(a.kind.value, a.key, a.reason) for a in dry.plan.actions]
     real = push(tree, remote, catalog)
-    # The real run keeps what it acts on; it counts the skips the catalog vouches for.
-    assert [(a.kind.value, a.key, a.reason) for a in real.plan.actions] == [
-        p for p in planned if p[0] != "skip"]
+    # The real run uploads as it plans, and counts the skips the catalog vouches for.
+    assert real.plan.actions == []
     assert real.plan.totals() == dry.plan.totals()
     job = catalog.job(real.job_id or 0)
     assert job is not None
     done = [(t["action"], t["key"], t["reason"]) for t in job["transfers"]]
-    assert sorted(done) == sorted(p for p in planned if p[0] == "upload")
+    assert sorted(done) == sorted(p for p in planned if p[0] != "skip")
+    assert {p[0] for p in planned} == {"skip", "upload"}
 
 
 def test_file_changing_during_upload_is_retried_once(tree: Path, catalog: Catalog) -> None:

@@ -71,8 +71,8 @@ def _execute(
 ) -> TransferStats:
     job = catalog.start_job("push", {}, time.time_ns())
     return execute(
-        uploads, mem, catalog, job, None, workers, NullReporter(), time.time_ns,
-        lambda a: None, stop,
+        ([a] for a in uploads), mem, catalog, lambda: job, None, workers, NullReporter(),
+        time.time_ns, lambda a: None, stop,
     )  # fmt: skip
 
 

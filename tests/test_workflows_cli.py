@@ -228,7 +228,8 @@ def test_sigterm_stops_a_run_between_files_and_the_rerun_continues(
             proc.kill()
     assert proc.returncode == 130, err
     assert "SIGTERM: stopping after the files in flight" in err
-    assert "files were not started; run `hoard run w` again to continue" in err
+    assert "files were not attempted, and the files planning had not reached yet were not " \
+           "counted; run `hoard run w` again to continue" in err
     job = user.jobs()[0]
     assert job["outcome"] == "interrupted"
     done = int(job["uploaded"])  # type: ignore[call-overload]

@@ -236,7 +236,7 @@ def _report_stop(result: PushResult) -> None:
     if result.transfer.stopped_by:
         click.echo(
             f"error: stopped early: {result.transfer.stopped_by}; "
-            f"{result.transfer.not_attempted} files were not attempted. Everything "
+            f"{result.transfer.left_out()}. Everything "
             "uploaded before is recorded; run the same command again to continue.",
             err=True,
         )

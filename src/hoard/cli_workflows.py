@@ -240,7 +240,7 @@ def run(
             click.echo(f"deletes withheld: {why}", err=True)
         if done.outcome == "interrupted":
             click.echo(
-                f"stopped: {result.transfer.not_attempted} files were not started; run "
+                f"stopped: {result.transfer.left_out()}; run "
                 f"`hoard run {wf.name}` again to continue",
                 err=True,
             )

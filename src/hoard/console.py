@@ -53,6 +53,7 @@ class ConsoleReporter:
         self._task: Any = None
         self._files_total = 0
         self._files_done = 0
+        self._planned = False
         self._examined = 0
         self._sent: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -90,19 +91,23 @@ class ConsoleReporter:
         before = self._examined
         self._examined += files
         if self.progress_bar is not None and self._examined // 64 != before // 64:
-            self.progress_bar.update(
-                self._task, description=f"planning: {self._examined} files examined"
-            )
+            self.progress_bar.update(self._task, description=self._files_label())
 
     def planned(self, upload_files: int, upload_bytes: int) -> None:
-        self._files_total = upload_files
+        """The totals, once planning is done: uploads may have started already (they keep
+        their progress)."""
+        self._files_total, self._planned = upload_files, True
         if self.progress_bar is not None:
             self.progress_bar.update(
-                self._task, total=upload_bytes, completed=0, description=self._files_label()
+                self._task, total=upload_bytes, description=self._files_label()
             )
 
     def _files_label(self) -> str:
-        return f"uploading {self._files_done}/{self._files_total} files"
+        if self._planned:
+            return f"uploading {self._files_done}/{self._files_total} files"
+        if self._files_done:  # uploads started while planning goes on
+            return f"uploading {self._files_done} files, planning: {self._examined} examined"
+        return f"planning: {self._examined} files examined"
 
     def progress(self, action: Action, sent_bytes: int) -> None:
         with self._lock:
@@ -167,6 +172,7 @@ def _json_doc(r: PushResult, elapsed_s: float, with_actions: bool) -> dict[str, 
     if r.transfer.not_attempted:
         doc["not_attempted"] = r.transfer.not_attempted
         doc["stopped_by"] = r.transfer.stopped_by
+        doc["unexamined"] = r.transfer.unexamined
     if with_actions:
         doc["plan"] = [
             {

@@ -41,7 +41,7 @@ class InvalidKey(UsageError):
 
 
 class KeyConflict(HoardError):
-    """Two different files render to the same key. Nothing was uploaded; add `{base_dir}`,
+    """Two different files render to the same key. Neither was uploaded; add `{base_dir}`,
     `{rel_path}` or `{guid}` to the template so every file gets its own key."""
 
     exit_code = 4

@@ -70,7 +70,8 @@ class Plan:
     for a batch, then disk), so a first push of millions of files holds a batch of them. A
     skip the catalog already vouches for is only counted — unless ``keep_skips`` (a dry run,
     which prints every decision). ``skip_unchanged`` counts such a skip without making an
-    Action at all. A conflict found after its actions were kept is marked as they are read.
+    Action at all, and ``handed_on`` an upload already on its way (a push that uploads as it
+    plans). A conflict found after its actions were kept is marked as they are read.
     """
 
     def __init__(self, keep_skips: bool = True) -> None:
@@ -109,6 +110,12 @@ class Plan:
         if self._kept.buffered >= ACTION_BATCH:
             self._flush()  # a drop it finds is still in memory
             self._kept.spill()
+
+    def handed_on(self, action: Action) -> None:
+        """Count an upload the caller has handed on already, knowing that no other file of
+        the run renders to its key (see ``push.streams``): not kept, not checked."""
+        self._counts["upload"] += 1
+        self._upload_bytes += action.file.size
 
     def skip_unchanged(self, key: str, path: str, unique: bool = False) -> None:
         """Count a skip the catalog vouches for (not hashed, not adopted), kept by nobody.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -362,13 +362,32 @@ def build_plan(
     A real run's plan keeps only what it acts on (see ``Plan``); a dry run keeps every
     decision, to print it."""
     plan = Plan(keep_skips=s.dry_run)
+    for _ in _decide_all(plan, s, backend, catalog, reporter, now, stats, stop, False):
+        pass
+    return plan
+
+
+def _decide_all(
+    plan: Plan,
+    s: PushSettings,
+    backend: Backend,
+    catalog: Catalog,
+    reporter: Reporter,
+    now: datetime,
+    stats: ScanStats,
+    stop: threading.Event | None,
+    stream: bool,
+) -> Iterator[list[Action]]:
+    """``build_plan``'s work, deciding into ``plan``. With ``stream``, the uploads no other
+    file can share a key with are yielded as soon as their batch is decided, instead of
+    kept (they are still counted); see ``streams``."""
     remote_index = RemoteIndex(backend, s.prefix)
     count_only = not s.dry_run
     # One source keyed by `{rel_path}`: two of its paths render to one key only if they
     # differ in names that NFC makes equal, i.e. only below a folder that holds two such
     # names — and the walk counts that folder before it yields any file below it. Until it
-    # has counted one, a skip's key is unique by construction and needs no check.
-    one_rel_path_source = len(s.sources) == 1 and Template.compile(s.template).only_rel_path
+    # has counted one, a key is unique by construction and needs no check.
+    one_rel_path_source = streams(s)
 
     def unique() -> bool:
         return one_rel_path_source and stats.nfc_clashes == 0
@@ -379,18 +398,33 @@ def build_plan(
     try:
         for examined, batch in batches:
             records = catalog.object_hashes(backend.url, [x[2] for x in batch if x[5] is None])
+            handed: list[Action] = []
             for e, f, key, h, hashed, obj in batch:
                 rec = obj or records.get(key)
                 if count_only and rec is not None and rec[2] == h and not hashed:
                     plan.skip_unchanged(key, e[0], unique())  # what decide() says, no Action
                     continue
                 known = Known(rec[1], rec[2], "catalog") if rec else remote_index.known(key)
-                plan.add(decide(f or to_local_file(e), key, h, known, hashed))
+                a = decide(f or to_local_file(e), key, h, known, hashed)
+                if stream and a.kind is ActionKind.UPLOAD and unique():
+                    plan.handed_on(a)
+                    handed.append(a)
+                else:
+                    plan.add(a)
             reporter.examined(examined)
+            if handed:
+                yield handed
     finally:
         remote_index.close()
     plan.close()
-    return plan
+
+
+def streams(s: PushSettings) -> bool:
+    """Whether a real run of ``s`` uploads while it plans: one source keyed by `{rel_path}`
+    (see ``_decide_all``). Its uploads start before planning ends; should two names equal in
+    NFC turn up, the files found after them wait for the end of planning, and a conflict
+    among them refuses the rest of the run."""
+    return len(s.sources) == 1 and Template.compile(s.template).only_rel_path
 
 
 def refuse_conflicts(plan: Plan) -> None:
@@ -403,24 +437,22 @@ def refuse_conflicts(plan: Plan) -> None:
         )
 
 
-def upload_phase(
+def _kept_uploads(
     plan: Plan,
     s: PushSettings,
     backend: Backend,
     catalog: Catalog,
-    job_id: int,
+    job: Callable[[], int],
     reporter: Reporter,
     clock: Clock,
-    now: datetime,
-    stop: threading.Event | None = None,
-) -> TransferStats:
-    """Record what the plan learned about skipped files, then execute its uploads (no new
-    file starts once ``stop`` is set). The plan's actions are streamed, twice."""
+) -> Iterator[list[Action]]:
+    """Record what the plan learned about skipped files, report its totals, then yield the
+    uploads it kept, one at a time. The plan's actions are streamed, twice."""
     for a in plan.kept():
         if a.kind is ActionKind.SKIP and a.adopt is not None:
             o = a.adopt
             catalog.adopt_object(
-                job_id,
+                job(),
                 backend.url,
                 a.key,
                 a.file,
@@ -435,15 +467,74 @@ def upload_phase(
             catalog.remember_hash(a.file, a.hash, clock())
     totals = plan.totals()
     reporter.planned(totals["upload"], totals["upload_bytes"])
+    return ([a] for a in plan.kept() if a.kind is ActionKind.UPLOAD)
+
+
+def upload_phase(
+    plan: Plan,
+    s: PushSettings,
+    backend: Backend,
+    catalog: Catalog,
+    job_id: int,
+    reporter: Reporter,
+    clock: Clock,
+    now: datetime,
+    stop: threading.Event | None = None,
+) -> TransferStats:
+    """Record what the plan learned about skipped files, then execute its uploads (no new
+    file starts once ``stop`` is set)."""
+    uploads = _kept_uploads(plan, s, backend, catalog, lambda: job_id, reporter, clock)
+    st = _execute(uploads, s, backend, catalog, lambda: job_id, reporter, clock, now, stop)
+    if st.feed_error is not None:
+        raise st.feed_error
+    return st
+
+
+def _execute(
+    uploads: Iterable[list[Action]],
+    s: PushSettings,
+    backend: Backend,
+    catalog: Catalog,
+    job: Callable[[], int],
+    reporter: Reporter,
+    clock: Clock,
+    now: datetime,
+    stop: threading.Event | None,
+    count_unstarted: bool = True,
+) -> TransferStats:
     template = Template.compile(s.template)
 
     def prepare(a: Action) -> Action | None:
         return _prepare_again(a, s, template, now, backend)
 
-    uploads = (a for a in plan.kept() if a.kind is ActionKind.UPLOAD)
     return execute(
-        uploads, backend, catalog, job_id, s.tier, s.workers, reporter, clock, prepare, stop
+        uploads,
+        backend,
+        catalog,
+        job,
+        s.tier,
+        s.workers,
+        reporter,
+        clock,
+        prepare,
+        stop,
+        count_unstarted,
     )
+
+
+class _Job:
+    """The run's job, recorded when first asked for (from the planning thread or this one):
+    a run refused before anything moved records none."""
+
+    def __init__(self, catalog: Catalog, s: PushSettings, started: int, job_id: int | None):
+        self.catalog, self.s, self.started, self.id = catalog, s, started, job_id
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            if self.id is None:
+                self.id = self.catalog.start_job("push", self.s.snapshot(), self.started)
+            return self.id
 
 
 def run_push(
@@ -455,34 +546,73 @@ def run_push(
     job_id: int | None = None,
     stop: threading.Event | None = None,
 ) -> PushResult:
-    """Plan, then (unless dry-run) record a job and execute exactly that plan.
+    """Plan, then (unless dry-run) record a job and execute exactly that plan; with one
+    `{rel_path}` source, upload while planning (see ``streams``).
 
     ``job_id``: a job the caller recorded already (a workflow records its snapshot before it
     plans); otherwise the push records its own. ``stop``: set it to stop between files."""
     started = clock()
     now = datetime.fromtimestamp(started / 1e9)
     stats = ScanStats()
-    plan = build_plan(s, backend, catalog, reporter, now, stats, stop)
-    result = PushResult(plan, stats)
-    refuse_conflicts(plan)
-    result.skipped = plan.totals()["skip"]
-    if s.dry_run:
-        result.outcome = "dry-run"
-        return result
-    if job_id is None:
-        job_id = catalog.start_job("push", s.snapshot(), started)
-    result.job_id = job_id
-    try:
-        result.transfer = upload_phase(
-            plan, s, backend, catalog, job_id, reporter, clock, now, stop
+    job = _Job(catalog, s, started, job_id)
+    if s.dry_run or not streams(s):
+        plan = build_plan(s, backend, catalog, reporter, now, stats, stop)
+        result = PushResult(plan, stats)
+        refuse_conflicts(plan)
+        result.skipped = plan.totals()["skip"]
+        if s.dry_run:
+            result.outcome = "dry-run"
+            return result
+        uploads = _kept_uploads(plan, s, backend, catalog, job, reporter, clock)
+    else:
+        plan = Plan(keep_skips=False)
+        result = PushResult(plan, stats)
+        uploads = _planned_uploads(
+            plan, s, backend, catalog, job, reporter, clock, now, stats, stop
         )
-    except BaseException:
-        result.outcome = "interrupted"
-        catalog.finish_job(job_id, clock(), result.outcome, result.counts())
+    try:
+        result.transfer = _execute(
+            uploads, s, backend, catalog, job, reporter, clock, now, stop, not streams(s)
+        )
+        if result.transfer.feed_error is not None:
+            raise result.transfer.feed_error
+    except BaseException as exc:
+        if job.id is None:
+            raise  # nothing moved, nothing recorded
+        result.job_id = job.id
+        stopped = isinstance(exc, Interrupted | KeyboardInterrupt)
+        result.outcome = "interrupted" if stopped else "failed"
+        catalog.finish_job(job.id, clock(), result.outcome, result.counts())
+        if isinstance(exc, KeyConflict) and result.transfer.uploaded:
+            raise KeyConflict(
+                f"{exc}; the {result.transfer.uploaded} files uploaded before the planning "
+                f"found their names are recorded (job {job.id})"
+            ) from None
         raise
+    result.skipped = plan.totals()["skip"]
+    result.job_id = job()
     result.outcome = outcome_of(result)
-    catalog.finish_job(job_id, clock(), result.outcome, result.counts())
+    catalog.finish_job(result.job_id, clock(), result.outcome, result.counts())
     return result
+
+
+def _planned_uploads(
+    plan: Plan,
+    s: PushSettings,
+    backend: Backend,
+    catalog: Catalog,
+    job: Callable[[], int],
+    reporter: Reporter,
+    clock: Clock,
+    now: datetime,
+    stats: ScanStats,
+    stop: threading.Event | None,
+) -> Iterator[list[Action]]:
+    """Planning that yields the uploads no other file can share a key with as soon as their
+    batch is decided, then (no conflict found) the uploads it kept."""
+    yield from _decide_all(plan, s, backend, catalog, reporter, now, stats, stop, True)
+    refuse_conflicts(plan)
+    yield from _kept_uploads(plan, s, backend, catalog, job, reporter, clock)
 
 
 def outcome_of(result: PushResult) -> str:

@@ -11,17 +11,18 @@ answering every request with a server error, such as one whose own disks are ful
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from hoard import metadata as meta
 from hoard.backends.base import Backend, PutResult
 from hoard.catalog import Catalog, Outcome
-from hoard.errors import BackendError, HoardError, Transient
+from hoard.errors import BackendError, HoardError, Interrupted, Transient
 from hoard.model import Action
 from hoard.report import Reporter
 from hoard.streak import FailureStreak
@@ -44,6 +45,21 @@ class TransferStats:
     #: Asked to stop (SIGTERM): files in flight were finished, the rest not started.
     interrupted: bool = False
     errors: list[str] = field(default_factory=list)
+    #: Stopped before planning ended (it uploads as it plans): files it had not reached
+    #: are not counted in ``not_attempted``.
+    unexamined: bool = False
+    #: Reading the uploads failed (planning found a conflict, the remote could not be
+    #: listed): the caller raises it, once it has recorded what was uploaded.
+    feed_error: BaseException | None = None
+
+    def left_out(self) -> str:
+        """What a run that stopped early left out, for its message."""
+        if self.unexamined:
+            return (
+                f"{self.not_attempted} files were not attempted, and the files planning had "
+                "not reached yet were not counted"
+            )
+        return f"{self.not_attempted} files were not attempted"
 
 
 @dataclass(frozen=True)
@@ -160,55 +176,59 @@ class _Recorder:
 
 class _Workers:
     """Threads that take (action, attempt) from ``pending`` and collect their results for the
-    coordinating thread, which feeds ``pending`` (retries first) a window at a time.
+    coordinating thread. A feeding thread (``put``) keeps ``pending`` filled with first
+    attempts, at most ``window`` waiting; the coordinator puts retries first (``give``).
 
     At most ``window`` files are taken and not yet handled by the coordinator (in flight, or
     done and waiting), so a stop or an error that ends the run starts at most that many more.
     The coordinator is woken once per ``notify_at`` results (sooner for a failure, or when
-    nothing is left in flight), not once per file: each wake-up is a thread switch that the
-    upload threads pay for in latency when files are small."""
+    nothing is left in flight), and the feeder once ``pending`` is down to half a window, not
+    once per file: each wake-up is a thread switch that the upload threads pay for in latency
+    when files are small. Threads start as files arrive, up to ``count``."""
 
     def __init__(
         self,
         count: int,
         upload: Callable[[Action, int], _Result],
-        pending: deque[tuple[Action, int]],
         window: int,
         stop: threading.Event | None,
     ) -> None:
-        self.pending = pending
+        self.pending: deque[tuple[Action, int]] = deque()
+        self._count = max(1, count)
         self._upload = upload
         self._window = max(1, window)
         self._notify_at = max(1, self._window // 4)
+        self._low = self._window // 2
         self._stop = stop
         self._lock = threading.Lock()
         self._more = threading.Condition(self._lock)  # workers: a file may be taken
         self._ready = threading.Condition(self._lock)  # coordinator: results are waiting
+        self._room = threading.Condition(self._lock)  # feeder: pending is low
         self._results: list[_Result] = []
         self._taken = 0  # taken and not yet handled
         self._in_flight = 0
+        self._idle = 0  # threads waiting for a file
         self._halted = False
         self._closing = False
-        self._threads = [
-            threading.Thread(target=self._run, name=f"hoard-upload_{i}", daemon=True)
-            for i in range(count)
-        ]
-        for t in self._threads:
-            t.start()
+        self._feeding = True
+        self._threads: list[threading.Thread] = []
+
+    def _stopped(self) -> bool:
+        return self._halted or self._closing or (self._stop is not None and self._stop.is_set())
 
     def _take(self) -> tuple[Action, int] | None:
         with self._lock:
             while not self._closing:
-                if (
-                    self.pending
-                    and not self._halted
-                    and self._taken < self._window
-                    and not (self._stop is not None and self._stop.is_set())
-                ):
+                if self.pending and self._taken < self._window and not self._stopped():
                     self._taken += 1
                     self._in_flight += 1
-                    return self.pending.popleft()
+                    item = self.pending.popleft()
+                    if len(self.pending) <= self._low:
+                        self._room.notify()
+                    return item
+                self._idle += 1
                 self._more.wait()
+                self._idle -= 1
             return None
 
     def _run(self) -> None:
@@ -223,6 +243,7 @@ class _Workers:
                 self._results.append(result)
                 if result.stops_run:
                     self._halted = True  # no new file starts; the coordinator says why
+                    self._room.notify()
                 if (
                     len(self._results) >= self._notify_at
                     or result.put is None
@@ -230,12 +251,48 @@ class _Workers:
                 ):
                     self._ready.notify()
 
+    def _wake_worker(self) -> None:
+        """Under the lock: a file was added; wake a waiting thread, or start one."""
+        if self._idle or len(self._threads) >= self._count:
+            self._more.notify()
+            return
+        t = threading.Thread(
+            target=self._run, name=f"hoard-upload_{len(self._threads)}", daemon=True
+        )
+        self._threads.append(t)
+        t.start()
+
+    def put(self, action: Action) -> bool:
+        """Queue a first attempt, once fewer than a window wait (the feeder blocks until then);
+        False, not queued, once no new file starts."""
+        with self._lock:
+            while len(self.pending) >= self._window and not self._stopped():
+                self._room.wait(_WAIT_S)  # a stop is an Event: look again now and then
+            if self._stopped():
+                return False
+            self.pending.append((action, 1))
+            self._wake_worker()
+            return True
+
+    def fed(self) -> None:
+        """No more first attempts will come."""
+        with self._lock:
+            self._feeding = False
+            self._ready.notify()
+
+    @property
+    def feeding(self) -> bool:
+        with self._lock:
+            return self._feeding
+
     def collect(self, timeout_s: float) -> list[_Result] | None:
         """The results waiting, after at most ``timeout_s`` ([] if none came); None once no
         file is in flight and none will be taken."""
         with self._lock:
             if not self._results:
-                if not self._in_flight and (self._halted or not self.pending):
+                if not self._in_flight and (
+                    self._halted or (not self.pending and not self._feeding)
+                ):
                     return None
                 self._ready.wait(timeout_s)
             results, self._results = self._results, []
@@ -251,13 +308,7 @@ class _Workers:
         """Take ``item`` next (a retry)."""
         with self._lock:
             self.pending.appendleft(item)
-            self._more.notify()
-
-    def feed(self, actions: list[Action]) -> None:
-        """Take these first attempts after the files already waiting."""
-        with self._lock:
-            self.pending.extend((a, 1) for a in actions)
-            self._more.notify_all()
+            self._wake_worker()
 
     def queued(self) -> int:
         """Files waiting to be taken."""
@@ -268,6 +319,7 @@ class _Workers:
         """No new file starts; whether some were left untaken."""
         with self._lock:
             self._halted = True
+            self._room.notify_all()
             return bool(self.pending)
 
     def close(self) -> None:
@@ -275,69 +327,94 @@ class _Workers:
         with self._lock:
             self._closing = True
             self._more.notify_all()
-        for t in self._threads:
+            self._room.notify_all()
+            threads = list(self._threads)
+        for t in threads:
             t.join()
 
 
-class _Feed:
-    """The uploads not yet queued, pulled from the plan only as the pool needs them (one
-    looked ahead, to know whether any are left)."""
+class _Feeder:
+    """A thread that reads the uploads (from a plan on disk, or from planning itself) into the
+    pool, a window ahead of it, so that the coordinator never waits for them. An error
+    reading them ends the feed and is kept for the coordinator to raise."""
 
-    def __init__(self, uploads: Iterable[Action]) -> None:
-        self._it = iter(uploads)
-        self._next = next(self._it, None)
+    def __init__(
+        self, pool: _Workers, first: Sequence[Action], rest: Iterator[Sequence[Action]]
+    ) -> None:
+        self.pool, self.first, self.rest = pool, first, rest
+        self.error: BaseException | None = None
+        self.unqueued = 0  # of the batch it was reading when the run stopped
+        self.exhausted = False
+        self.thread = threading.Thread(target=self._run, name="hoard-feed", daemon=True)
+        self.thread.start()
 
-    def __bool__(self) -> bool:
-        return self._next is not None
+    def _run(self) -> None:
+        try:
+            for batch in itertools.chain((self.first,), self.rest):
+                for i, a in enumerate(batch):
+                    if not self.pool.put(a):
+                        self.unqueued = len(batch) - i
+                        return
+            self.exhausted = True
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.pool.fed()
 
-    def take(self, count: int) -> list[Action]:
-        out: list[Action] = []
-        while self._next is not None and len(out) < count:
-            out.append(self._next)
-            self._next = next(self._it, None)
-        return out
-
-    def count_rest(self) -> int:
-        """Drain the feed: how many were left."""
-        if self._next is None:
-            return 0
-        self._next = None
-        return 1 + sum(1 for _ in self._it)
+    def end(self, count: bool) -> int:
+        """Wait for the thread to end (the pool closed or halted: it stops at its next
+        upload), then close the uploads; how many it read and did not queue, and with
+        ``count`` every one left too (read to the end)."""
+        self.thread.join()
+        left = self.unqueued + (sum(len(b) for b in self.rest) if count else 0)
+        close = getattr(self.rest, "close", None)
+        if close is not None:
+            close()
+        return left
 
 
 def execute(
-    uploads: Iterable[Action],
+    uploads: Iterable[Sequence[Action]],
     backend: Backend,
     catalog: Catalog,
-    job_id: int,
+    job: Callable[[], int],
     tier: str | None,
     workers: int,
     reporter: Reporter,
     clock: Clock,
     prepare: Prepare,
     stop: threading.Event | None = None,
+    count_unstarted: bool = True,
 ) -> TransferStats:
     """Upload each action; once ``stop`` is set no new file starts, files in flight finish.
 
-    ``uploads`` is read lazily, never more than a window ahead of the uploads in flight (a
-    plan streams its actions from disk). A result is recorded only after the store
-    confirmed the object (and made it durable, see ``Backend.flush``), a batch at a time: a
-    crash loses at most the last batch's records, whose files the next run finds on the
-    remote (adopted) or uploads again."""
+    ``uploads`` comes a batch at a time (from a plan on disk, or from planning as it
+    decides) and is read on a thread of its own, never more than a window ahead of the
+    uploads in flight. The first batch is read on this thread: nothing to upload starts no
+    thread and no job (``job`` records one once there is an upload). An error reading the
+    first batch is raised; a later one becomes ``feed_error``, once the uploads in flight are
+    finished and recorded (a stop that planning saw first: ``interrupted``). When the run
+    stops early, the uploads never started are counted as not attempted: the rest of
+    ``uploads`` is read for that, unless not ``count_unstarted`` (planning: the files it has
+    not reached are not even examined; ``unexamined`` says so).
+
+    A result is recorded only after the store confirmed the object (and made it durable,
+    see ``Backend.flush``), a batch at a time: a crash loses at most the last batch's
+    records, whose files the next run finds on the remote (adopted) or uploads again."""
     stats = TransferStats()
-    window = 2 * max(1, workers)
-    feed = _Feed(uploads)
-    pending: deque[tuple[Action, int]] = deque((a, 1) for a in feed.take(window))
-    if not pending:
+    it = iter(uploads)
+    first = next((b for b in it if b), None)
+    if first is None:
         return stats
+    job_id = job()
     recorder = _Recorder(backend, catalog, clock, stats)
     pool = _Workers(
-        min(max(1, workers), len(pending)),  # fewer than a window: that many uploads in all
+        workers,
         lambda a, n: _upload(backend, catalog, reporter, a, n, tier, clock),
-        pending,
-        window,
+        2 * max(1, workers),
         stop,
     )
+    feeder = _Feeder(pool, first, it)
     streak = FailureStreak()
     try:
         while (results := pool.collect(_WAIT_S)) is not None:
@@ -350,21 +427,30 @@ def execute(
                     stats.stopped_by = why
             recorder.flush_if_due()
             if stop is not None and stop.is_set() and not stats.stopped_by:
-                if pool.halt() or feed:
+                if pool.halt() or pool.feeding:
                     stats.interrupted = True
                     stats.stopped_by = "asked to stop"
             elif stats.stopped_by:
                 pool.halt()
-            elif feed:
-                pool.feed(feed.take(window - pool.queued()))
             pool.handled(len(results))
-        stats.not_attempted = pool.queued() + feed.count_rest()
-        stats.failed += stats.not_attempted
     finally:
         try:
             pool.close()
+            unqueued = feeder.end(count_unstarted)
         finally:
             recorder.flush()
+    stats.not_attempted = pool.queued() + unqueued
+    stats.failed += stats.not_attempted
+    stats.unexamined = not count_unstarted and not feeder.exhausted
+    stopped_unseen = stats.not_attempted or stats.unexamined  # before the loop saw the stop
+    if stop is not None and stop.is_set() and not stats.stopped_by and stopped_unseen:
+        stats.interrupted = True
+        stats.stopped_by = "asked to stop"
+    if isinstance(feeder.error, Interrupted):  # planning saw the stop first
+        stats.interrupted = True
+        stats.stopped_by = stats.stopped_by or "asked to stop"
+    else:
+        stats.feed_error = feeder.error
     return stats
 
 
