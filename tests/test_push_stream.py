@@ -4,6 +4,7 @@ a conflict among those refuses the rest, and says what was uploaded before it wa
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from hoard import push as push_mod
 from hoard.backends.memory import MemoryBackend
 from hoard.catalog import Catalog
+from hoard.console import push_json
 from hoard.errors import KeyConflict
 from hoard.hashing import hash_file
 from hoard.push import PushSettings, run_push, streams
@@ -110,6 +112,9 @@ def test_a_stop_while_planning_ends_the_run_as_interrupted(
     assert r.outcome == "interrupted" and r.transfer.interrupted
     assert 5 <= r.counts()["uploaded"] == len(mem.objects) < FILES
     assert r.transfer.unexamined and "not reached yet were not counted" in r.transfer.left_out()
+    doc = json.loads(push_json(r, 1.0, with_actions=False))
+    assert (doc["outcome"], doc["stopped_by"], doc["unexamined"]) == (
+        "interrupted", "asked to stop", True)
     job = catalog.jobs()[0]
     assert (job["outcome"], job["uploaded"]) == ("interrupted", len(mem.objects))
     again = run_push(_settings(src, mem), mem, catalog, NullReporter(), time.time_ns)

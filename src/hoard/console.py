@@ -169,7 +169,7 @@ def _json_doc(r: PushResult, elapsed_s: float, with_actions: bool) -> dict[str, 
         ],
         "errors": r.transfer.errors,
     }
-    if r.transfer.not_attempted:
+    if r.transfer.stopped_by:
         doc["not_attempted"] = r.transfer.not_attempted
         doc["stopped_by"] = r.transfer.stopped_by
         doc["unexamined"] = r.transfer.unexamined
