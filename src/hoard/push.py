@@ -502,6 +502,8 @@ def _execute(
     stop: threading.Event | None,
     count_unstarted: bool = True,
 ) -> TransferStats:
+    """``transfer.execute`` with this push's tier and workers; a file that changed while it
+    was uploaded is prepared again (``_prepare_again``)."""
     template = Template.compile(s.template)
 
     def prepare(a: Action) -> Action | None:
