@@ -5,6 +5,7 @@ a conflict among those refuses the rest, and says what was uploaded before it wa
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from hoard import push as push_mod
 from hoard.backends.memory import MemoryBackend
 from hoard.catalog import Catalog
 from hoard.console import push_json
-from hoard.errors import KeyConflict
+from hoard.errors import KeyConflict, Unreachable
 from hoard.hashing import hash_file
 from hoard.push import PushSettings, run_push, streams
 from hoard.report import NullReporter
@@ -120,3 +121,42 @@ def test_a_stop_while_planning_ends_the_run_as_interrupted(
     again = run_push(_settings(src, mem), mem, catalog, NullReporter(), time.time_ns)
     assert (again.outcome, len(mem.objects)) == ("ok", FILES)
     assert again.counts()["uploaded"] == FILES - r.counts()["uploaded"]
+
+
+def test_uploads_that_stop_stop_planning_too(
+    tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun where only the first batch has changes: planning then feeds nothing for a
+    long while (the rest is unchanged, though read again: touched). The store going away
+    must still end planning at its next batch, not after it has examined (here: slowly
+    hashed) the whole rest of the tree."""
+    files: dict[str, bytes | str] = {f"a/f{i:04d}": str(i) for i in range(300)}
+    files |= {f"c{i // 100}/f{i:04d}": str(i) for i in range(2000)}
+    src = make_tree(tmp_path / "src", files)
+    up = [True]
+
+    def unreachable(op: str, key: str) -> None:
+        if op == "put" and not up[0]:
+            raise Unreachable("connect to 127.0.0.1:9 refused")
+
+    mem = MemoryBackend("gone", faults=unreachable)
+    assert run_push(_settings(src, mem), mem, catalog, NullReporter(), time.time_ns).outcome == "ok"
+    for i in range(3):
+        (src / f"a/f{i:04d}").write_text(f"changed {i}")
+    for p in src.glob("c*/*"):
+        os.utime(p, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    later: list[str] = []
+
+    def slow_after_a(path: str, algorithm: str = "blake3", size_hint: int = 0) -> str:
+        if "/c" in path:
+            later.append(path)
+            time.sleep(0.002)
+        return hash_file(path, algorithm, size_hint)
+
+    monkeypatch.setattr(push_mod, "hash_file", slow_after_a)
+    up[0] = False
+    r = run_push(_settings(src, mem), mem, catalog, NullReporter(), time.time_ns)
+    assert r.outcome == "aborted" and "refused" in r.transfer.stopped_by
+    assert not r.transfer.interrupted and r.transfer.unexamined
+    assert len(later) < 1200, f"planning went on for {len(later)} of 2,000 files"
+    assert catalog.jobs()[0]["outcome"] == "aborted"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from hoard.backends.base import Backend
 from hoard.catalog import Catalog
@@ -131,6 +131,24 @@ def _hash_all(
     return itertools.chain.from_iterable(pool.map(hash_group, groups))
 
 
+class StopFlag(Protocol):
+    """What planning asks, between files, whether to stop: a ``threading.Event``, or
+    ``_Halted`` (the caller's stop, or the uploads have ended)."""
+
+    def is_set(self) -> bool: ...
+
+
+class _Halted:
+    """Set when the caller asks to stop or when the uploads have ended (an error or a streak
+    stopped them, or Ctrl-C): planning, which feeds them, then stops at its next file."""
+
+    def __init__(self, stop: threading.Event | None) -> None:
+        self.stop, self.ended = stop, threading.Event()
+
+    def is_set(self) -> bool:
+        return self.ended.is_set() or (self.stop is not None and self.stop.is_set())
+
+
 #: A scanned file on its way through planning: the walk's entry, its LocalFile (made only
 #: when something needs it), key, content hash, whether the hash was read this run, and the
 #: key's object as (key, size, hash) when the catalog vouches for the file from one row.
@@ -144,7 +162,7 @@ def _examine_batches(
     now: datetime,
     stats: ScanStats,
     plan: Plan,
-    stop: threading.Event | None = None,
+    stop: StopFlag | None = None,
     remote: str | None = None,
     only_count_unchanged: Callable[[], bool] | None = None,
 ) -> Iterator[tuple[int, list[_Examined]]]:
@@ -375,7 +393,7 @@ def _decide_all(
     reporter: Reporter,
     now: datetime,
     stats: ScanStats,
-    stop: threading.Event | None,
+    stop: StopFlag | None,
     stream: bool,
 ) -> Iterator[list[Action]]:
     """``build_plan``'s work, deciding into ``plan``. With ``stream``, the uploads no other
@@ -416,7 +434,7 @@ def _decide_all(
                 yield handed
     finally:
         remote_index.close()
-    plan.close()
+        plan.close()
 
 
 def streams(s: PushSettings) -> bool:
@@ -447,7 +465,8 @@ def _kept_uploads(
     clock: Clock,
 ) -> Iterator[list[Action]]:
     """Record what the plan learned about skipped files, report its totals, then yield the
-    uploads it kept, one at a time. The plan's actions are streamed, twice."""
+    uploads it kept, one at a time (all of it as it is read: on the transfer's feeding
+    thread, the first part on the caller's). The plan's actions are streamed, twice."""
     for a in plan.kept():
         if a.kind is ActionKind.SKIP and a.adopt is not None:
             o = a.adopt
@@ -467,7 +486,9 @@ def _kept_uploads(
             catalog.remember_hash(a.file, a.hash, clock())
     totals = plan.totals()
     reporter.planned(totals["upload"], totals["upload_bytes"])
-    return ([a] for a in plan.kept() if a.kind is ActionKind.UPLOAD)
+    for a in plan.kept():
+        if a.kind is ActionKind.UPLOAD:
+            yield [a]
 
 
 def upload_phase(
@@ -500,7 +521,7 @@ def _execute(
     clock: Clock,
     now: datetime,
     stop: threading.Event | None,
-    count_unstarted: bool = True,
+    planning: threading.Event | None = None,
 ) -> TransferStats:
     """``transfer.execute`` with this push's tier and workers; a file that changed while it
     was uploaded is prepared again (``_prepare_again``)."""
@@ -520,7 +541,7 @@ def _execute(
         clock,
         prepare,
         stop,
-        count_unstarted,
+        planning,
     )
 
 
@@ -566,15 +587,18 @@ def run_push(
             result.outcome = "dry-run"
             return result
         uploads = _kept_uploads(plan, s, backend, catalog, job, reporter, clock)
+        planning = None
     else:
         plan = Plan(keep_skips=False)
         result = PushResult(plan, stats)
+        halted = _Halted(stop)
+        planning = halted.ended
         uploads = _planned_uploads(
-            plan, s, backend, catalog, job, reporter, clock, now, stats, stop
+            plan, s, backend, catalog, job, reporter, clock, now, stats, halted
         )
     try:
         result.transfer = _execute(
-            uploads, s, backend, catalog, job, reporter, clock, now, stop, not streams(s)
+            uploads, s, backend, catalog, job, reporter, clock, now, stop, planning
         )
         if result.transfer.feed_error is not None:
             raise result.transfer.feed_error
@@ -608,7 +632,7 @@ def _planned_uploads(
     clock: Clock,
     now: datetime,
     stats: ScanStats,
-    stop: threading.Event | None,
+    stop: StopFlag,
 ) -> Iterator[list[Action]]:
     """Planning that yields the uploads no other file can share a key with as soon as their
     batch is decided, then (no conflict found) the uploads it kept."""

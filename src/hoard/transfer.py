@@ -252,9 +252,10 @@ class _Workers:
                     self._ready.notify()
 
     def _wake_worker(self) -> None:
-        """Under the lock: a file was added; wake a waiting thread, or start one."""
-        if self._idle or len(self._threads) >= self._count:
-            self._more.notify()
+        """Under the lock: a file was added; wake a waiting thread, and start one more while
+        more files wait than threads do (a woken thread counts as waiting until it runs)."""
+        self._more.notify()
+        if len(self.pending) <= self._idle or len(self._threads) >= self._count:
             return
         t = threading.Thread(
             target=self._run, name=f"hoard-upload_{len(self._threads)}", daemon=True
@@ -384,7 +385,7 @@ def execute(
     clock: Clock,
     prepare: Prepare,
     stop: threading.Event | None = None,
-    count_unstarted: bool = True,
+    planning: threading.Event | None = None,
 ) -> TransferStats:
     """Upload each action; once ``stop`` is set no new file starts, files in flight finish.
 
@@ -395,8 +396,9 @@ def execute(
     first batch is raised; a later one becomes ``feed_error``, once the uploads in flight are
     finished and recorded (a stop that planning saw first: ``interrupted``). When the run
     stops early, the uploads never started are counted as not attempted: the rest of
-    ``uploads`` is read for that, unless not ``count_unstarted`` (planning: the files it has
-    not reached are not even examined; ``unexamined`` says so).
+    ``uploads`` is read for that. ``planning``: the uploads come from planning itself, which
+    stops at its next file once this is set (when the uploads end); the files it has not
+    reached are not counted (``unexamined`` says so).
 
     A result is recorded only after the store confirmed the object (and made it durable,
     see ``Backend.flush``), a batch at a time: a crash loses at most the last batch's
@@ -416,6 +418,7 @@ def execute(
     )
     feeder = _Feeder(pool, first, it)
     streak = FailureStreak()
+    completed = False
     try:
         while (results := pool.collect(_WAIT_S)) is not None:
             for r in results:
@@ -433,22 +436,27 @@ def execute(
             elif stats.stopped_by:
                 pool.halt()
             pool.handled(len(results))
+        completed = True
     finally:
         try:
+            if planning is not None:
+                planning.set()  # stop planning while the uploads in flight finish
             pool.close()
-            unqueued = feeder.end(count_unstarted)
+            # count what is left only on the way out of a finished loop, not of an error
+            unqueued = feeder.end(completed and planning is None)
         finally:
             recorder.flush()
     stats.not_attempted = pool.queued() + unqueued
     stats.failed += stats.not_attempted
-    stats.unexamined = not count_unstarted and not feeder.exhausted
+    stats.unexamined = planning is not None and not feeder.exhausted
     stopped_unseen = stats.not_attempted or stats.unexamined  # before the loop saw the stop
     if stop is not None and stop.is_set() and not stats.stopped_by and stopped_unseen:
         stats.interrupted = True
         stats.stopped_by = "asked to stop"
-    if isinstance(feeder.error, Interrupted):  # planning saw the stop first
-        stats.interrupted = True
-        stats.stopped_by = stats.stopped_by or "asked to stop"
+    if isinstance(feeder.error, Interrupted):
+        if not stats.stopped_by:  # planning saw the stop first (not the end of the uploads)
+            stats.interrupted = True
+            stats.stopped_by = "asked to stop"
     else:
         stats.feed_error = feeder.error
     return stats
