@@ -457,7 +457,6 @@ def refuse_conflicts(plan: Plan) -> None:
 
 def _kept_uploads(
     plan: Plan,
-    s: PushSettings,
     backend: Backend,
     catalog: Catalog,
     job: Callable[[], int],
@@ -504,7 +503,7 @@ def upload_phase(
 ) -> TransferStats:
     """Record what the plan learned about skipped files, then execute its uploads (no new
     file starts once ``stop`` is set)."""
-    uploads = _kept_uploads(plan, s, backend, catalog, lambda: job_id, reporter, clock)
+    uploads = _kept_uploads(plan, backend, catalog, lambda: job_id, reporter, clock)
     st = _execute(uploads, s, backend, catalog, lambda: job_id, reporter, clock, now, stop)
     if st.feed_error is not None:
         raise st.feed_error
@@ -586,7 +585,7 @@ def run_push(
         if s.dry_run:
             result.outcome = "dry-run"
             return result
-        uploads = _kept_uploads(plan, s, backend, catalog, job, reporter, clock)
+        uploads = _kept_uploads(plan, backend, catalog, job, reporter, clock)
         planning = None
     else:
         plan = Plan(keep_skips=False)
@@ -638,7 +637,7 @@ def _planned_uploads(
     batch is decided, then (no conflict found) the uploads it kept."""
     yield from _decide_all(plan, s, backend, catalog, reporter, now, stats, stop, True)
     refuse_conflicts(plan)
-    yield from _kept_uploads(plan, s, backend, catalog, job, reporter, clock)
+    yield from _kept_uploads(plan, backend, catalog, job, reporter, clock)
 
 
 def outcome_of(result: PushResult) -> str:
