@@ -11,6 +11,7 @@ answering every request with a server error, such as one whose own disks are ful
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -113,12 +114,59 @@ def _upload(
     except Exception as exc:  # a bug: keep going, but say so loudly
         log.exception("internal error uploading %s", f.path)
         return _Result(action, attempt, started, clock(), error=f"internal error: {exc!r}")
+    return _Result(
+        action, attempt, started, clock(), put=put, metadata=metadata, changed=_changed(action)
+    )
+
+
+def _changed(action: Action) -> bool:
+    """Whether the file changed (or went) since it was prepared: then it is not recorded."""
+    f = action.file
     try:
         st = os.stat(f.path)
-        changed = (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns)
     except OSError:
-        changed = True
-    return _Result(action, attempt, started, clock(), put=put, metadata=metadata, changed=changed)
+        return True
+    return (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns)
+
+
+#: Start an upload without waiting for it (``Backend.start_put``): True once started, and
+#: then the callback gets its result, and whether it failed in a way ``put`` should try again
+#: (it retries, and says what went wrong); False where it cannot start.
+Start = Callable[[Action, int, Callable[["_Result", bool], None]], bool]
+
+
+def _start(
+    backend: Backend,
+    action: Action,
+    attempt: int,
+    tier: str | None,
+    clock: Clock,
+    done: Callable[[_Result, bool], None],
+) -> bool:
+    started = clock()
+    f = action.file
+    metadata = meta.for_file(f, action.hash)
+
+    def finished(put: PutResult | None, error: Exception | None) -> None:
+        # on one of the store client's threads: must not raise, or the file is never handled
+        if put is None:
+            log.debug("uploading %s: %s; trying again, waiting for it", f.path, error)
+            failed = _Result(
+                action, attempt, started, clock(), error=str(error),
+                transient=isinstance(error, Transient),
+            )  # fmt: skip
+            done(failed, True)
+            return
+        try:
+            changed = _changed(action)
+        except BaseException:  # a bug: do not lose the file
+            changed = True
+        done(
+            _Result(action, attempt, started, clock(), put=put, metadata=metadata, changed=changed),
+            False,
+        )
+
+    return backend.start_put(action.key, f.path, f.size, metadata, tier, finished)
 
 
 #: Results are recorded in the catalog a batch at a time: every BATCH_FILES results or
@@ -179,6 +227,13 @@ class _Workers:
     coordinating thread. A feeding thread (``put``) keeps ``pending`` filled with first
     attempts, at most ``window`` waiting; the coordinator puts retries first (``give``).
 
+    A file the store can take without a thread waiting (``start``: S3's small files) is only
+    started by the thread that took it, which goes on to the next: one thread keeps ``count``
+    requests in flight, and their ends come back on the store client's threads (``_done``).
+    At most ``count`` files are in flight either way. Another thread starts only while every
+    thread is waiting for an upload of its own (a large file, or one whose quick attempt
+    failed), so that a run of small files has one thread taking files, not ``count``.
+
     At most ``window`` files are taken and not yet handled by the coordinator (in flight, or
     done and waiting), so a stop or an error that ends the run starts at most that many more.
     The coordinator is woken once per ``notify_at`` results (sooner for a failure, or when
@@ -192,10 +247,13 @@ class _Workers:
         upload: Callable[[Action, int], _Result],
         window: int,
         stop: threading.Event | None,
+        start: Start | None = None,
     ) -> None:
-        self.pending: deque[tuple[Action, int]] = deque()
+        #: (action, attempt, whether it may be started without waiting)
+        self.pending: deque[tuple[Action, int, bool]] = deque()
         self._count = max(1, count)
         self._upload = upload
+        self._start = start
         self._window = max(1, window)
         self._notify_at = max(1, self._window // 4)
         self._low = self._window // 2
@@ -208,6 +266,7 @@ class _Workers:
         self._taken = 0  # taken and not yet handled
         self._in_flight = 0
         self._idle = 0  # threads waiting for a file
+        self._blocked = 0  # threads waiting for an upload of their own
         self._halted = False
         self._closing = False
         self._feeding = True
@@ -216,10 +275,18 @@ class _Workers:
     def _stopped(self) -> bool:
         return self._halted or self._closing or (self._stop is not None and self._stop.is_set())
 
-    def _take(self) -> tuple[Action, int] | None:
+    def _can_take(self) -> bool:
+        return (
+            bool(self.pending)
+            and self._taken < self._window
+            and self._in_flight < self._count
+            and not self._stopped()
+        )
+
+    def _take(self) -> tuple[Action, int, bool] | None:
         with self._lock:
             while not self._closing:
-                if self.pending and self._taken < self._window and not self._stopped():
+                if self._can_take():
                     self._taken += 1
                     self._in_flight += 1
                     item = self.pending.popleft()
@@ -233,29 +300,56 @@ class _Workers:
 
     def _run(self) -> None:
         while (item := self._take()) is not None:
-            action, attempt = item
+            action, attempt, quick = item
             try:
-                result = self._upload(action, attempt)
+                done = functools.partial(self._done, action, attempt)
+                if quick and self._start is not None and self._start(action, attempt, done):
+                    continue
+                with self._lock:
+                    self._blocked += 1
+                    self._wake_worker()  # for the files after this one
+                try:
+                    result = self._upload(action, attempt)
+                finally:
+                    with self._lock:
+                        self._blocked -= 1
             except BaseException as exc:  # a bug: _upload turns errors into results
                 result = _Result(action, attempt, 0, 0, error=f"internal error: {exc!r}")
-            with self._lock:
+            self._finish(result)
+
+    def _done(self, action: Action, attempt: int, result: _Result, again: bool) -> None:
+        """The end of a file started without waiting. ``again``: that attempt failed, and the
+        file is taken again, next, to be uploaded waiting for it (unless the run is stopping:
+        then the failure is its result)."""
+        with self._lock:
+            if again and not self._stopped():
                 self._in_flight -= 1
-                self._results.append(result)
-                if result.stops_run:
-                    self._halted = True  # no new file starts; the coordinator says why
-                    self._room.notify()
-                if (
-                    len(self._results) >= self._notify_at
-                    or result.put is None
-                    or not self._in_flight
-                ):
-                    self._ready.notify()
+                self._taken -= 1
+                self.pending.appendleft((action, attempt, False))
+                self._wake_worker()
+                return
+        self._finish(result)
+
+    def _finish(self, result: _Result) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._results.append(result)
+            if result.stops_run:
+                self._halted = True  # no new file starts; the coordinator says why
+                self._room.notify()
+            if len(self._results) >= self._notify_at or result.put is None or not self._in_flight:
+                self._ready.notify()
+            self._wake_worker()
 
     def _wake_worker(self) -> None:
-        """Under the lock: a file was added; wake a waiting thread, and start one more while
-        more files wait than threads do (a woken thread counts as waiting until it runs)."""
-        self._more.notify()
-        if len(self.pending) <= self._idle or len(self._threads) >= self._count:
+        """Under the lock: a file may be taken; wake a waiting thread, or start one more if
+        every thread is waiting for an upload of its own (none would come back for it)."""
+        if self._closing or not self._can_take():
+            return
+        if self._idle:
+            self._more.notify()  # it counts as waiting until it runs: no other starts
+            return
+        if len(self._threads) >= self._count or len(self._threads) > self._blocked:
             return
         t = threading.Thread(
             target=self._run, name=f"hoard-upload_{len(self._threads)}", daemon=True
@@ -271,7 +365,7 @@ class _Workers:
                 self._room.wait(_WAIT_S)  # a stop is an Event: look again now and then
             if self._stopped():
                 return False
-            self.pending.append((action, 1))
+            self.pending.append((action, 1, True))
             self._wake_worker()
             return True
 
@@ -305,10 +399,10 @@ class _Workers:
             self._taken -= count
             self._more.notify_all()
 
-    def give(self, item: tuple[Action, int]) -> None:
-        """Take ``item`` next (a retry)."""
+    def give(self, action: Action, attempt: int) -> None:
+        """Take ``action`` next (a retry)."""
         with self._lock:
-            self.pending.appendleft(item)
+            self.pending.appendleft((action, attempt, True))
             self._wake_worker()
 
     def queued(self) -> int:
@@ -332,6 +426,9 @@ class _Workers:
             threads = list(self._threads)
         for t in threads:
             t.join()
+        with self._lock:
+            while self._in_flight:  # started without waiting: their ends are still to come
+                self._ready.wait(_WAIT_S)
 
 
 class _Feeder:
@@ -415,6 +512,7 @@ def execute(
         lambda a, n: _upload(backend, catalog, reporter, a, n, tier, clock),
         2 * max(1, workers),
         stop,
+        lambda a, n, done: _start(backend, a, n, tier, clock, done),
     )
     feeder = _Feeder(pool, first, it)
     streak = FailureStreak()
@@ -424,7 +522,7 @@ def execute(
             for r in results:
                 retry = _handle(r, backend, recorder, job_id, reporter, stats, prepare)
                 if retry is not None:
-                    pool.give((retry, 2))
+                    pool.give(retry, 2)
                 why = streak.add(r.put is not None, r.transient, r.error)
                 if why and not stats.stopped_by:
                     stats.stopped_by = why

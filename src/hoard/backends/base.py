@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import builtins
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -122,6 +122,23 @@ class Backend(abc.ABC):
         """Store the file at ``path`` (``size`` bytes) under ``key`` with user ``metadata``
         (lower-case ASCII names, str values) in ``tier`` (None: the default). Overwrites.
         Reads the file itself, so a retry re-reads from the start."""
+
+    def start_put(
+        self,
+        key: str,
+        path: str,
+        size: int,
+        metadata: Mapping[str, str],
+        tier: str | None,
+        done: Callable[[PutResult | None, Exception | None], None],
+    ) -> bool:
+        """``put``, without waiting for it, where the store has a way to (S3: a small file
+        through the CRT): True once started, and then ``done(result, None)`` or ``done(None,
+        error)`` is called exactly once, from any thread, and must not block. This is one
+        attempt, never retried: after an error the caller uses ``put``, which retries and
+        says what went wrong. False where it cannot start, and then ``done`` is never called:
+        use ``put``."""
+        return False
 
     @abc.abstractmethod
     def open(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:

@@ -62,6 +62,17 @@ class Deferred(Backend):
     ) -> PutResult:
         return self._real().put(key, path, size, metadata, tier, journal)
 
+    def start_put(
+        self,
+        key: str,
+        path: str,
+        size: int,
+        metadata: Mapping[str, str],
+        tier: str | None,
+        done: Callable[[PutResult | None, Exception | None], None],
+    ) -> bool:
+        return self._real().start_put(key, path, size, metadata, tier, done)
+
     def open(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         return self._real().open(key, offset, length)
 

@@ -19,7 +19,7 @@ import io
 import ipaddress
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
@@ -43,6 +43,7 @@ from hoard.errors import (
     NotFound,
     ObjectChanged,
     SourceUnreadable,
+    Transient,
     WrongRegion,
 )
 from hoard.model import RemoteObject
@@ -114,6 +115,16 @@ def _unwatched(endpoint_url: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _small_put_headers(
+    data: bytes, metadata: Mapping[str, str], tier: str
+) -> list[tuple[str, str]]:
+    """The headers of a single-request PutObject through the CRT."""
+    headers = [("Content-MD5", parts.md5_b64(data))]
+    headers += [(f"x-amz-meta-{k}", v) for k, v in metadata.items()]
+    headers.append(("x-amz-storage-class", STORAGE_CLASSES[tier]))
+    return headers
 
 
 def part_size_for(size: int, preferred: int) -> int:
@@ -311,9 +322,7 @@ class S3Backend(Backend):
             if size < self.multipart_threshold_bytes:
                 data = parts.read_at_most(fh, size + 1, path)
                 if size <= s3_crt.SMALL_PUT_BYTES and (crt := self._crt()):
-                    headers = [("Content-MD5", parts.md5_b64(data))]
-                    headers += [(f"x-amz-meta-{k}", v) for k, v in metadata.items()]
-                    headers.append(("x-amz-storage-class", STORAGE_CLASSES[tier]))
+                    headers = _small_put_headers(data, metadata, tier)
                     what = f"uploading {key}"
                     try:
                         etag = self.policy.call(what, lambda: crt.put(key, data, headers, what))
@@ -330,6 +339,49 @@ class S3Backend(Backend):
                 )
                 return PutResult(etag=resp.get("ETag", "").strip('"'), tier=tier)
             return self._parts.upload(key, fh.fileno(), path, size, extra, tier, journal)
+
+    def start_put(
+        self,
+        key: str,
+        path: str,
+        size: int,
+        metadata: Mapping[str, str],
+        tier: str | None,
+        done: Callable[[PutResult | None, Exception | None], None],
+    ) -> bool:
+        """A file small enough for one CRT request is sent without a thread waiting for it
+        (``CrtPath.start_put``), one attempt, under the policy's adaptive limit. Anything
+        else (a large file, no CRT path, a file that cannot be read, a closed client) is left
+        to ``put``, which says what went wrong."""
+        if size > s3_crt.SMALL_PUT_BYTES or size >= self.multipart_threshold_bytes:
+            return False
+        crt = self._crt()
+        if not crt:
+            return False
+        try:
+            with open(path, "rb", buffering=0) as fh:
+                data = parts.read_at_most(fh, size + 1, path)
+        except (OSError, SourceUnreadable):
+            return False
+        tier = self.capabilities.tier(tier)
+        headers = _small_put_headers(data, metadata, tier)
+        limit = self.policy.limit
+        if limit is not None:
+            limit.acquire()
+
+        def finished(etag: str, error: Exception | None) -> None:
+            if limit is not None:
+                limit.release(throttled=isinstance(error, Transient))
+            done(PutResult(etag=etag, tier=tier) if error is None else None, error)
+
+        try:
+            crt.start_put(key, data, headers, f"uploading {key}", finished)
+        except Exception as exc:
+            if limit is not None:
+                limit.release(throttled=False)
+            log.debug("uploading %s: not started through the CRT (%s)", key, exc)
+            return False
+        return True
 
     def incomplete_uploads(self, prefix: str) -> Iterator[IncompleteUpload]:
         markers: dict[str, str] = {}

@@ -251,6 +251,7 @@ class _Call:
         self.received = 0
         self.limit = limit
         self.activity = time.monotonic()
+        self.stalled_s = 0.0  # set when the request was cancelled as stalled
 
     def on_headers(self, status_code: int, headers: Sequence[tuple[str, str]], **_: Any) -> None:
         if threading.get_ident() not in _KEPT:
@@ -268,9 +269,57 @@ class _Call:
         self.activity = time.monotonic()
 
 
+class _Stalls:
+    """Requests started without a thread waiting for them (``CrtPath.start_put``), watched by
+    one thread of its own: a request with no bytes moving for longer than its allowance is
+    cancelled, as ``CrtPath._wait`` does for the requests it waits for."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self._lock = threading.Lock()
+        self._calls: dict[int, tuple[_Call, Any, float]] = {}
+        self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    def watch(self, call: _Call, meta: Any, allowance: float) -> None:
+        with self._lock:
+            self._calls[id(call)] = (call, meta, allowance)
+            if self._thread is None and not self._closed.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name="hoard-crt-watch", daemon=True
+                )
+                self._thread.start()
+
+    def forget(self, call: _Call) -> None:
+        with self._lock:
+            self._calls.pop(id(call), None)
+
+    def _run(self) -> None:
+        while not self._closed.wait(self.period_s):
+            now = time.monotonic()
+            with self._lock:
+                stalled = [
+                    (call, meta)
+                    for call, meta, allowance in self._calls.values()
+                    if not call.stalled_s and now - call.activity >= allowance
+                ]
+                for call, _ in stalled:
+                    call.stalled_s = now - call.activity
+            for _, meta in stalled:  # outside the lock: the cancelled request finishes
+                meta.cancel()
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+
 class CrtPath:
     """A shared awscrt ``S3Client`` for one bucket; safe to call from any thread (each call
-    blocks its thread on the CRT's future, which waits without the GIL)."""
+    blocks its thread on the CRT's future, which waits without the GIL; ``start_put`` does
+    not wait)."""
 
     def __init__(
         self,
@@ -302,6 +351,7 @@ class CrtPath:
         bootstrap = _bootstrap(crt_io)
         provider = self.provider = _provider(auth, credentials)
         self._ranges: Any = None  # s3_ranges.RangeReader, made on the first large read
+        self._stalls = _Stalls(max(0.05, min(1.0, read_timeout_s / 4)))
         tls_mode = s3.S3RequestTlsMode.ENABLED
         tls_options = None
         if endpoint.scheme == "http":
@@ -329,6 +379,46 @@ class CrtPath:
         head = [*headers, ("Content-Length", str(len(data)))]
         call = self._send("PUT", key, head, what, body=data, limit=1 << 20)
         return call.headers.get("etag", "").strip('"')
+
+    def start_put(
+        self,
+        key: str,
+        data: bytes,
+        headers: Sequence[tuple[str, str]],
+        what: str,
+        done: Callable[[str, Exception | None], None],
+    ) -> None:
+        """One PutObject, without waiting for it: ``done(etag, None)`` or ``done("", error)``
+        is called once, on one of the CRT's threads (so it must not block). A request with no
+        bytes moving for as long as ``put`` would wait is cancelled: a ``Transient`` error.
+        Raises (and ``done`` is never called) if the request cannot be started.
+
+        No thread of ours waits for the request: the CRT's own call into Python when it
+        finishes is the only hand-off, where ``put`` adds a blocked thread's wake-up (the
+        12-03 spike: 0.21 against 0.38-0.61 ms of CPU per 4 KiB PUT)."""
+        head = [*headers, ("Content-Length", str(len(data)))]
+        call = _Call(1 << 20)
+        meta = self._start("PUT", key, head, call, body=data)
+        self._stalls.watch(call, meta, self.read_timeout_s + len(data) / SLOWEST_BYTES_PER_S)
+
+        def finished(future: Any) -> None:
+            self._stalls.forget(call)
+            exc = future.exception()
+            if exc is None:
+                done(call.headers.get("etag", "").strip('"'), None)
+                return
+            exc.__traceback__ = None  # the future keeps it; its frames would keep the request
+            error: Exception
+            if call.stalled_s:
+                error = Transient(f"{what}: no answer from {self.url} in {call.stalled_s:.0f} s")
+            else:
+                try:
+                    error = error_for_crt(exc, what, self.url, self._for_code)
+                except Exception as bug:  # done must still be called
+                    error = BackendError(f"{what}: {exc!r} ({bug!r})")
+            done("", error)
+
+        meta.finished_future.add_done_callback(finished)
 
     def get(self, key: str, range_header: str, length: int, what: str) -> bytes:
         """One GetObject of a byte range, read whole into memory (``length`` is small)."""
@@ -378,10 +468,38 @@ class CrtPath:
         limit: int | None = None,
         path: str | None = None,
     ) -> _Call:
-        from awscrt import http, s3
-
         if self._client is None:
             raise BackendError(f"{what}: the connection to the store is closed")
+        call = _Call(limit)
+        allowance = self.read_timeout_s + (len(body) if body else 0) / SLOWEST_BYTES_PER_S
+        try:
+            meta = self._start(method, key, headers, call, body=body, path=path)
+            failure = self._wait(meta, call, allowance, what)
+        except Exception as exc:
+            failure = error_for_crt(exc, what, self.url, self._for_code)
+        # raised outside the handler, with no CRT object left in this frame: an error kept by
+        # the caller must not keep the client (and its connections) alive after close()
+        meta = None
+        if failure is not None:
+            raise failure
+        return call
+
+    def _start(
+        self,
+        method: str,
+        key: str,
+        headers: Sequence[tuple[str, str]],
+        call: _Call,
+        *,
+        body: bytes | None = None,
+        path: str | None = None,
+    ) -> Any:
+        """Start one request; its ``S3Request`` (whose ``finished_future`` says how it ended)."""
+        from awscrt import http, s3
+
+        client = self._client
+        if client is None:
+            raise BackendError("the connection to the store is closed")
         all_headers = [("Host", self.endpoint.host), ("User-Agent", self._user_agent), *headers]
         request = http.HttpRequest(
             method,
@@ -389,29 +507,17 @@ class CrtPath:
             http.HttpHeaders(all_headers),
             _Body(body) if body is not None else None,
         )
-        call = _Call(limit)
         with self._lock:
             self.requests += 1
-        allowance = self.read_timeout_s + (len(body) if body else 0) / SLOWEST_BYTES_PER_S
-        try:
-            meta = self._client.make_request(
-                type=s3.S3RequestType.DEFAULT,
-                operation_name=(
-                    "PutObject" if method == "PUT" else "ListObjectsV2" if path else "GetObject"
-                ),
-                request=request,
-                on_headers=call.on_headers,
-                on_body=call.on_body,
-            )
-            failure = self._wait(meta, call, allowance, what)
-        except Exception as exc:
-            failure = error_for_crt(exc, what, self.url, self._for_code)
-        # raised outside the handler, with no CRT object left in this frame: an error kept by
-        # the caller must not keep the client (and its connections) alive after close()
-        del request, meta
-        if failure is not None:
-            raise failure
-        return call
+        return client.make_request(
+            type=s3.S3RequestType.DEFAULT,
+            operation_name=(
+                "PutObject" if method == "PUT" else "ListObjectsV2" if path else "GetObject"
+            ),
+            request=request,
+            on_headers=call.on_headers,
+            on_body=call.on_body,
+        )
 
     def _wait(self, meta: Any, call: _Call, allowance: float, what: str) -> Exception | None:
         """Wait for the request; None when it succeeded, else the error. A request with no
@@ -432,6 +538,7 @@ class CrtPath:
                 return error_for_crt(exc, what, self.url, self._for_code)
 
     def close(self) -> None:
+        self._stalls.close()
         with self._lock:
             ranges, self._ranges = self._ranges, None
         if ranges is not None:
