@@ -10,6 +10,7 @@ import hashlib
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,6 +110,11 @@ def test_start_put_leaves_to_put_what_it_cannot_start(
         assert not b.start_put("gone", str(tmp_path / "gone"), 10, MD, None, d.for_key("gone"))
         assert b.start_put("small", str(small), 10, MD, None, d.for_key("small"))
         d.wait(1)
+        # from the store client's own thread (wait=False) it never waits for the limit
+        assert b.policy.limit is not None
+        for _ in range(int(b.policy.limit.limit)):
+            b.policy.limit.acquire()
+        assert not b.start_put("full", str(small), 10, MD, None, d.for_key("full"), wait=False)
     finally:
         b.close()
     assert [k for k, _, _ in d.calls] == ["small"]
@@ -169,9 +175,14 @@ class _Counting(S3Backend):
 
     started = 0
 
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.by_thread: Counter[str] = Counter()
+
     def start_put(self, *args, **kwargs) -> bool:  # type: ignore[no-untyped-def]
         ok = super().start_put(*args, **kwargs)
         self.started += ok
+        self.by_thread[threading.current_thread().name] += ok
         return ok
 
 
@@ -189,15 +200,18 @@ def test_a_push_of_small_files_keeps_them_in_flight_from_one_thread(
     p.delay_s["PutObject"] = 0.05
     src = make_tree(tmp_path / "src", {f"d{i % 4}/f{i:03d}": os.urandom(50) for i in range(80)})
     catalog = Catalog(str(tmp_path / "c.sqlite"))
-    b = _backend(seaweed_bucket, url, workers=4)
+    policy = RetryPolicy(sleep=lambda s: None, limit=AdaptiveLimit(8))
+    b = _Counting(seaweed_bucket, endpoint_url=url, path_style=True, policy=policy, workers=4)
     try:
         r = _push(src, b, catalog, workers=4)
     finally:
         b.close()
     assert r.outcome == "ok" and r.transfer.uploaded == 80
     assert p.count("PutObject") == 80 and p.max_in_flight["PutObject"] == 4
-    # one thread started them all: with a thread waiting for each, there were four
+    # one thread of ours started them all (with a thread waiting for each, there were four),
+    # most of them from the CRT's threads, as each PUT before them ended
     assert seen == {"hoard-upload_0"}
+    assert b.started == 80 and b.by_thread["hoard-upload_0"] < 40
     assert len(catalog.objects_under(b.url, "")) == 80
 
 

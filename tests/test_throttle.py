@@ -45,6 +45,14 @@ def test_the_limit_never_drops_below_one() -> None:
     assert limit.limit == 1.0
 
 
+def test_try_acquire_takes_a_slot_only_while_one_is_free() -> None:
+    limit = AdaptiveLimit(2)
+    assert limit.try_acquire() and limit.try_acquire()
+    assert not limit.try_acquire()  # full: refused at once, nothing taken
+    limit.release(throttled=False)
+    assert limit.try_acquire() and not limit.try_acquire()
+
+
 def test_no_more_than_limit_requests_run_at_once() -> None:
     limit = AdaptiveLimit(3)
     running, peak = [0], [0]

@@ -131,8 +131,9 @@ def _changed(action: Action) -> bool:
 
 #: Start an upload without waiting for it (``Backend.start_put``): True once started, and
 #: then the callback gets its result, and whether it failed in a way ``put`` should try again
-#: (it retries, and says what went wrong); False where it cannot start.
-Start = Callable[[Action, int, Callable[["_Result", bool], None]], bool]
+#: (it retries, and says what went wrong); False where it cannot start. The last argument:
+#: whether it may wait (False on the store client's own threads, see ``Backend.start_put``).
+Start = Callable[[Action, int, Callable[["_Result", bool], None], bool], bool]
 
 
 def _start(
@@ -142,6 +143,7 @@ def _start(
     tier: str | None,
     clock: Clock,
     done: Callable[[_Result, bool], None],
+    wait: bool,
 ) -> bool:
     started = clock()
     f = action.file
@@ -166,8 +168,15 @@ def _start(
             False,
         )
 
-    return backend.start_put(action.key, f.path, f.size, metadata, tier, finished)
+    return backend.start_put(action.key, f.path, f.size, metadata, tier, finished, wait)
 
+
+#: set on a thread while it starts a file from inside another one's end (``_Workers._done``)
+_chaining = threading.local()
+#: files up to this size are started from inside another one's end, on the store client's
+#: thread: reading and checksumming a larger one there would hold up that thread's other
+#: connections
+START_HERE_BYTES = 256 << 10
 
 #: Results are recorded in the catalog a batch at a time: every BATCH_FILES results or
 #: BATCH_NS after the first unrecorded one, whichever comes first, and always at the end.
@@ -283,16 +292,19 @@ class _Workers:
             and not self._stopped()
         )
 
+    def _take_locked(self) -> tuple[Action, int, bool]:
+        self._taken += 1
+        self._in_flight += 1
+        item = self.pending.popleft()
+        if len(self.pending) <= self._low:
+            self._room.notify()
+        return item
+
     def _take(self) -> tuple[Action, int, bool] | None:
         with self._lock:
             while not self._closing:
                 if self._can_take():
-                    self._taken += 1
-                    self._in_flight += 1
-                    item = self.pending.popleft()
-                    if len(self.pending) <= self._low:
-                        self._room.notify()
-                    return item
+                    return self._take_locked()
                 self._idle += 1
                 self._more.wait()
                 self._idle -= 1
@@ -303,7 +315,7 @@ class _Workers:
             action, attempt, quick = item
             try:
                 done = functools.partial(self._done, action, attempt)
-                if quick and self._start is not None and self._start(action, attempt, done):
+                if quick and self._start is not None and self._start(action, attempt, done, True):
                     continue
                 with self._lock:
                     self._blocked += 1
@@ -318,28 +330,70 @@ class _Workers:
             self._finish(result)
 
     def _done(self, action: Action, attempt: int, result: _Result, again: bool) -> None:
-        """The end of a file started without waiting. ``again``: that attempt failed, and the
+        """The end of a file started without waiting, on the store client's thread (or on the
+        thread that started it, if it ended at once). ``again``: that attempt failed, and the
         file is taken again, next, to be uploaded waiting for it (unless the run is stopping:
-        then the failure is its result)."""
+        then the failure is its result).
+
+        The next file waiting is started right here when it can be without waiting: no
+        thread of ours has to wake up (and, on a busy machine, wait for a core) between one
+        request's end and the next one's start."""
+        item = None
         with self._lock:
+            self._in_flight -= 1
             if again and not self._stopped():
-                self._in_flight -= 1
                 self._taken -= 1
                 self.pending.appendleft((action, attempt, False))
+            else:
+                self._add_result(result)
+            if (
+                not getattr(_chaining, "on", False)
+                and self._can_take()
+                and self.pending[0][2]
+                and self.pending[0][0].file.size <= START_HERE_BYTES
+            ):
+                item = self._take_locked()
+            else:
                 self._wake_worker()
-                return
-        self._finish(result)
+        if item is not None:
+            self._start_here(item)
+
+    def _start_here(self, item: tuple[Action, int, bool]) -> None:
+        """Start a taken file on this (the store client's) thread, without waiting; one that
+        cannot be started so goes back to the threads."""
+        action, attempt, _ = item
+        assert self._start is not None
+        _chaining.on = True  # a file that ends at once does not start another from in here
+        try:
+            started = self._start(
+                action, attempt, functools.partial(self._done, action, attempt), False
+            )
+        except BaseException as exc:  # a bug: _start turns errors into results
+            self._finish(_Result(action, attempt, 0, 0, error=f"internal error: {exc!r}"))
+            return
+        finally:
+            _chaining.on = False
+        if not started:
+            with self._lock:
+                self._in_flight -= 1
+                self._taken -= 1
+                self.pending.appendleft(item)
+                self._wake_worker()
 
     def _finish(self, result: _Result) -> None:
         with self._lock:
             self._in_flight -= 1
-            self._results.append(result)
-            if result.stops_run:
-                self._halted = True  # no new file starts; the coordinator says why
-                self._room.notify()
-            if len(self._results) >= self._notify_at or result.put is None or not self._in_flight:
-                self._ready.notify()
+            self._add_result(result)
             self._wake_worker()
+
+    def _add_result(self, result: _Result) -> None:
+        """Under the lock: a file's result, for the coordinator."""
+        self._results.append(result)
+        if result.stops_run:
+            self._halted = True  # no new file starts; the coordinator says why
+            self._room.notify()
+        if len(self._results) >= self._notify_at or result.put is None or not self._in_flight:
+            self._ready.notify()
 
     def _wake_worker(self) -> None:
         """Under the lock: a file may be taken; wake a waiting thread, or start one more if
@@ -512,7 +566,7 @@ def execute(
         lambda a, n: _upload(backend, catalog, reporter, a, n, tier, clock),
         2 * max(1, workers),
         stop,
-        lambda a, n, done: _start(backend, a, n, tier, clock, done),
+        lambda a, n, done, wait: _start(backend, a, n, tier, clock, done, wait),
     )
     feeder = _Feeder(pool, first, it)
     streak = FailureStreak()

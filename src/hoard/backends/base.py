@@ -131,13 +131,16 @@ class Backend(abc.ABC):
         metadata: Mapping[str, str],
         tier: str | None,
         done: Callable[[PutResult | None, Exception | None], None],
+        wait: bool = True,
     ) -> bool:
         """``put``, without waiting for it, where the store has a way to (S3: a small file
         through the CRT): True once started, and then ``done(result, None)`` or ``done(None,
         error)`` is called exactly once, from any thread, and must not block. This is one
         attempt, never retried: after an error the caller uses ``put``, which retries and
         says what went wrong. False where it cannot start, and then ``done`` is never called:
-        use ``put``."""
+        use ``put``. ``wait=False``: never block (the caller is one of the store client's own
+        threads, inside ``done``), and so False also while the store's request limit is
+        reached (then try again with ``wait``)."""
         return False
 
     @abc.abstractmethod

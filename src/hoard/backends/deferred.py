@@ -70,8 +70,9 @@ class Deferred(Backend):
         metadata: Mapping[str, str],
         tier: str | None,
         done: Callable[[PutResult | None, Exception | None], None],
+        wait: bool = True,
     ) -> bool:
-        return self._real().start_put(key, path, size, metadata, tier, done)
+        return self._real().start_put(key, path, size, metadata, tier, done, wait)
 
     def open(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         return self._real().open(key, offset, length)

@@ -348,6 +348,7 @@ class S3Backend(Backend):
         metadata: Mapping[str, str],
         tier: str | None,
         done: Callable[[PutResult | None, Exception | None], None],
+        wait: bool = True,
     ) -> bool:
         """A file small enough for one CRT request is sent without a thread waiting for it
         (``CrtPath.start_put``), one attempt, under the policy's adaptive limit. Anything
@@ -355,19 +356,24 @@ class S3Backend(Backend):
         to ``put``, which says what went wrong."""
         if size > s3_crt.SMALL_PUT_BYTES or size >= self.multipart_threshold_bytes:
             return False
-        crt = self._crt()
+        crt = self._crt() if wait else self._crt_path
         if not crt:
             return False
+        limit = self.policy.limit
+        if limit is not None:
+            if wait:
+                limit.acquire()
+            elif not limit.try_acquire():
+                return False
         try:
             with open(path, "rb", buffering=0) as fh:
                 data = parts.read_at_most(fh, size + 1, path)
         except (OSError, SourceUnreadable):
+            if limit is not None:
+                limit.release(throttled=False)
             return False
         tier = self.capabilities.tier(tier)
         headers = _small_put_headers(data, metadata, tier)
-        limit = self.policy.limit
-        if limit is not None:
-            limit.acquire()
 
         def finished(etag: str, error: Exception | None) -> None:
             if limit is not None:

@@ -47,6 +47,14 @@ class AdaptiveLimit:
                 self._cond.wait()
             self._in_flight += 1
 
+    def try_acquire(self) -> bool:
+        """``acquire`` if that would not wait; whether it did."""
+        with self._cond:
+            if self._in_flight >= int(self.limit):
+                return False
+            self._in_flight += 1
+            return True
+
     def release(self, throttled: bool) -> None:
         with self._cond:
             self._in_flight -= 1
