@@ -314,20 +314,23 @@ class _Workers:
         while (item := self._take()) is not None:
             action, attempt, quick = item
             try:
-                done = functools.partial(self._done, action, attempt)
-                if quick and self._start is not None and self._start(action, attempt, done, True):
-                    continue
-                with self._lock:
-                    self._blocked += 1
-                    self._wake_worker()  # for the files after this one
-                try:
+                if self._start is None:
                     result = self._upload(action, attempt)
-                finally:
+                else:
+                    done = functools.partial(self._done, action, attempt)
+                    if quick and self._start(action, attempt, done, True):
+                        continue
                     with self._lock:
-                        self._blocked -= 1
+                        self._blocked += 1
+                        self._wake_worker()  # for the files after this one
+                    try:
+                        result = self._upload(action, attempt)
+                    finally:
+                        with self._lock:
+                            self._blocked -= 1
             except BaseException as exc:  # a bug: _upload turns errors into results
                 result = _Result(action, attempt, 0, 0, error=f"internal error: {exc!r}")
-            self._finish(result)
+            self._finish(result, wake=False)  # this thread takes the next file itself
 
     def _done(self, action: Action, attempt: int, result: _Result, again: bool) -> None:
         """The end of a file started without waiting, on the store client's thread (or on the
@@ -369,7 +372,7 @@ class _Workers:
                 action, attempt, functools.partial(self._done, action, attempt), False
             )
         except BaseException as exc:  # a bug: _start turns errors into results
-            self._finish(_Result(action, attempt, 0, 0, error=f"internal error: {exc!r}"))
+            self._finish(_Result(action, attempt, 0, 0, error=f"internal error: {exc!r}"), True)
             return
         finally:
             _chaining.on = False
@@ -380,11 +383,12 @@ class _Workers:
                 self.pending.appendleft(item)
                 self._wake_worker()
 
-    def _finish(self, result: _Result) -> None:
+    def _finish(self, result: _Result, wake: bool) -> None:
         with self._lock:
             self._in_flight -= 1
             self._add_result(result)
-            self._wake_worker()
+            if wake:
+                self._wake_worker()
 
     def _add_result(self, result: _Result) -> None:
         """Under the lock: a file's result, for the coordinator."""
@@ -396,14 +400,20 @@ class _Workers:
             self._ready.notify()
 
     def _wake_worker(self) -> None:
-        """Under the lock: a file may be taken; wake a waiting thread, or start one more if
-        every thread is waiting for an upload of its own (none would come back for it)."""
+        """Under the lock: a file may be taken; wake a waiting thread, and start one more:
+        where every upload waits, while more files wait than threads do; where some need not
+        (``start``), only if every thread is waiting for an upload of its own (none would come
+        back for the file). A woken thread counts as waiting until it runs."""
         if self._closing or not self._can_take():
             return
-        if self._idle:
-            self._more.notify()  # it counts as waiting until it runs: no other starts
+        if self._start is None:
+            self._more.notify()
+            if len(self.pending) <= self._idle or len(self._threads) >= self._count:
+                return
+        elif self._idle:
+            self._more.notify()
             return
-        if len(self._threads) >= self._count or len(self._threads) > self._blocked:
+        elif len(self._threads) >= self._count or len(self._threads) > self._blocked:
             return
         t = threading.Thread(
             target=self._run, name=f"hoard-upload_{len(self._threads)}", daemon=True
@@ -566,7 +576,11 @@ def execute(
         lambda a, n: _upload(backend, catalog, reporter, a, n, tier, clock),
         2 * max(1, workers),
         stop,
-        lambda a, n, done, wait: _start(backend, a, n, tier, clock, done, wait),
+        (
+            (lambda a, n, done, wait: _start(backend, a, n, tier, clock, done, wait))
+            if type(backend).start_put is not Backend.start_put  # it may start some without waiting
+            else None
+        ),
     )
     feeder = _Feeder(pool, first, it)
     streak = FailureStreak()
