@@ -21,8 +21,12 @@ from hoard.backends.s3 import S3Backend
 from hoard.backends.wrappers import AdaptiveLimit, RetryPolicy
 from hoard.catalog import Catalog
 from hoard.errors import Transient
+from hoard.hashing import hash_file
+from hoard.model import Action, LocalFile
+from hoard.plan import decide
 from hoard.push import PushResult, PushSettings, run_push
 from hoard.report import NullReporter
+from hoard.transfer import execute
 from tests.conftest import make_tree
 from tests.faultproxy import FaultProxy, Request
 
@@ -289,3 +293,48 @@ def test_a_stop_lets_the_quick_puts_in_flight_finish_and_records_them(
     # every PUT the store answered was waited for and recorded; nothing else was sent
     assert stored == {o.key for o in catalog.objects_under(b.url, "")}
     assert 10 <= len(stored) == st.uploaded == p.count("PutObject") < 100
+
+
+def test_no_credentials_leaves_the_file_to_put_which_stops_the_run(
+    tmp_path: Path, proxy: tuple[FaultProxy, str], seaweed_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    p, url = proxy
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    uploads = _uploads(tmp_path / "src", 40)
+    catalog = Catalog(str(tmp_path / "c.sqlite"))
+    b = _backend(seaweed_bucket, url, workers=4)
+    d = _Done()
+    try:
+        f = uploads[0].file
+        assert not b.start_put("f", f.path, f.size, MD, None, d.for_key("f"))
+        assert b.policy.limit is not None and b.policy.limit.try_acquire()  # no slot kept
+        b.policy.limit.release(throttled=False)
+        # a rerun's first request can be an upload (no listing): the run stops there, as the
+        # blocking put says why, instead of failing every file as an internal error
+        st = execute(
+            ([a] for a in uploads), b, catalog, lambda: catalog.start_job("push", {}, 0), None,
+            4, NullReporter(), time.time_ns, lambda a: None,
+        )  # fmt: skip
+    finally:
+        b.close()
+    assert "Unable to locate credentials" in st.stopped_by, st
+    assert st.uploaded == 0 and st.not_attempted >= 40 - 2 * 4
+    assert d.calls == [] and p.requests == []
+
+
+def _uploads(root: Path, files: int) -> list[Action]:
+    make_tree(root, {f"f{i:03d}": str(i) for i in range(files)})
+    out = []
+    for path in sorted(root.iterdir()):
+        st = path.stat()
+        f = LocalFile(
+            str(path), str(root), path.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+            st.st_atime_ns, None, st.st_ino, st.st_dev,
+        )  # fmt: skip
+        out.append(decide(f, path.name, hash_file(str(path)), None))
+    return out

@@ -77,6 +77,9 @@ class _Result:
     changed: bool = False
     #: failed a temporary way (server error, throttling, dropped connection) after every retry
     transient: bool = False
+    #: ended on the store client's thread, which does no file system call: whether the file
+    #: changed is for the coordinator to find out
+    stat_later: bool = False
 
 
 def _upload(
@@ -159,12 +162,8 @@ def _start(
             )  # fmt: skip
             done(failed, True)
             return
-        try:
-            changed = _changed(action)
-        except BaseException:  # a bug: do not lose the file
-            changed = True
         done(
-            _Result(action, attempt, started, clock(), put=put, metadata=metadata, changed=changed),
+            _Result(action, attempt, started, clock(), put=put, metadata=metadata, stat_later=True),
             False,
         )
 
@@ -404,12 +403,14 @@ class _Workers:
         where every upload waits, while more files wait than threads do; where some need not
         (``start``), only if every thread is waiting for an upload of its own (none would come
         back for the file). A woken thread counts as waiting until it runs."""
-        if self._closing or not self._can_take():
+        if self._closing:
             return
         if self._start is None:
             self._more.notify()
             if len(self.pending) <= self._idle or len(self._threads) >= self._count:
                 return
+        elif not self._can_take():
+            return
         elif self._idle:
             self._more.notify()
             return
@@ -638,6 +639,8 @@ def _handle(
     prepare: Prepare,
 ) -> Action | None:
     a = r.action
+    if r.stat_later:
+        r = replace(r, changed=_changed(a))
     if r.put is not None and not r.changed:
         recorder.add(
             Outcome(

@@ -356,7 +356,11 @@ class S3Backend(Backend):
         to ``put``, which says what went wrong."""
         if size > s3_crt.SMALL_PUT_BYTES or size >= self.multipart_threshold_bytes:
             return False
-        crt = self._crt() if wait else self._crt_path
+        try:  # a tier this store lacks, or no credentials: put says so (and stops the run)
+            tier = self.capabilities.tier(tier)
+            crt = self._crt() if wait else self._crt_path
+        except HoardError:
+            return False
         if not crt:
             return False
         limit = self.policy.limit
@@ -365,15 +369,6 @@ class S3Backend(Backend):
                 limit.acquire()
             elif not limit.try_acquire():
                 return False
-        try:
-            with open(path, "rb", buffering=0) as fh:
-                data = parts.read_at_most(fh, size + 1, path)
-        except (OSError, SourceUnreadable):
-            if limit is not None:
-                limit.release(throttled=False)
-            return False
-        tier = self.capabilities.tier(tier)
-        headers = _small_put_headers(data, metadata, tier)
 
         def finished(etag: str, error: Exception | None) -> None:
             if limit is not None:
@@ -381,12 +376,19 @@ class S3Backend(Backend):
             done(PutResult(etag=etag, tier=tier) if error is None else None, error)
 
         try:
+            with open(path, "rb", buffering=0) as fh:
+                data = parts.read_at_most(fh, size + 1, path)
+            headers = _small_put_headers(data, metadata, tier)
             crt.start_put(key, data, headers, f"uploading {key}", finished)
-        except Exception as exc:
+        except Exception as exc:  # not started: the slot goes back; put says what failed
             if limit is not None:
                 limit.release(throttled=False)
             log.debug("uploading %s: not started through the CRT (%s)", key, exc)
             return False
+        except BaseException:
+            if limit is not None:
+                limit.release(throttled=False)
+            raise
         return True
 
     def incomplete_uploads(self, prefix: str) -> Iterator[IncompleteUpload]:

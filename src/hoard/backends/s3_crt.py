@@ -282,13 +282,16 @@ class _Stalls:
         self._closed = threading.Event()
 
     def watch(self, call: _Call, meta: Any, allowance: float) -> None:
+        """Never raises: the request is already on its way."""
         with self._lock:
             self._calls[id(call)] = (call, meta, allowance)
             if self._thread is None and not self._closed.is_set():
-                self._thread = threading.Thread(
-                    target=self._run, name="hoard-crt-watch", daemon=True
-                )
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="hoard-crt-watch", daemon=True)
+                try:
+                    thread.start()
+                    self._thread = thread
+                except RuntimeError as exc:  # no thread to be had: the next request tries again
+                    log.warning("cannot watch uploads for stalls: %s", exc)
 
     def forget(self, call: _Call) -> None:
         with self._lock:
@@ -306,7 +309,10 @@ class _Stalls:
                 for call, _ in stalled:
                     call.stalled_s = now - call.activity
             for _, meta in stalled:  # outside the lock: the cancelled request finishes
-                meta.cancel()
+                try:
+                    meta.cancel()
+                except Exception as exc:  # keep watching the others
+                    log.warning("cancelling a stalled request failed: %s", exc)
 
     def close(self) -> None:
         self._closed.set()
@@ -538,12 +544,12 @@ class CrtPath:
                 return error_for_crt(exc, what, self.url, self._for_code)
 
     def close(self) -> None:
-        self._stalls.close()
         with self._lock:
             ranges, self._ranges = self._ranges, None
         if ranges is not None:
             ranges.close()
         client, self._client = self._client, None
+        self._stalls.close()  # after: no request starts that it would not watch
         if client is not None:
             done = client.shutdown_event
             del client
