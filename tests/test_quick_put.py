@@ -21,14 +21,12 @@ from hoard.backends.s3 import S3Backend
 from hoard.backends.wrappers import AdaptiveLimit, RetryPolicy
 from hoard.catalog import Catalog
 from hoard.errors import Transient
-from hoard.hashing import hash_file
-from hoard.model import Action, LocalFile
-from hoard.plan import decide
 from hoard.push import PushResult, PushSettings, run_push
 from hoard.report import NullReporter
 from hoard.transfer import execute
 from tests.conftest import make_tree
 from tests.faultproxy import FaultProxy, Request
+from tests.test_transfer_feed import _uploads
 
 MD = {"hoard-hash": "blake3:abc"}
 
@@ -326,15 +324,3 @@ def test_no_credentials_leaves_the_file_to_put_which_stops_the_run(
     assert st.uploaded == 0 and st.not_attempted >= 40 - 2 * 4
     assert d.calls == [] and p.requests == []
 
-
-def _uploads(root: Path, files: int) -> list[Action]:
-    make_tree(root, {f"f{i:03d}": str(i) for i in range(files)})
-    out = []
-    for path in sorted(root.iterdir()):
-        st = path.stat()
-        f = LocalFile(
-            str(path), str(root), path.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-            st.st_atime_ns, None, st.st_ino, st.st_dev,
-        )  # fmt: skip
-        out.append(decide(f, path.name, hash_file(str(path)), None))
-    return out

@@ -639,9 +639,8 @@ def _handle(
     prepare: Prepare,
 ) -> Action | None:
     a = r.action
-    if r.stat_later:
-        r = replace(r, changed=_changed(a))
-    if r.put is not None and not r.changed:
+    changed = _changed(a) if r.stat_later else r.changed
+    if r.put is not None and not changed:
         recorder.add(
             Outcome(
                 job_id,
@@ -670,7 +669,7 @@ def _handle(
     base = Outcome(
         job_id, a.file, backend.url, a.key, "upload", a.reason, "", r.started_ns, r.ended_ns, a.hash
     )
-    if r.changed and r.attempt == 1:
+    if changed and r.attempt == 1:
         retry = prepare(a)
         if retry is not None:
             recorder.add(
@@ -682,7 +681,7 @@ def _handle(
             )
             return retry
         error = "file vanished while it was uploaded"
-    elif r.changed:
+    elif changed:
         error = "file kept changing while it was uploaded; not recorded as archived"
     else:
         error = r.error
