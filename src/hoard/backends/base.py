@@ -143,6 +143,20 @@ class Backend(abc.ABC):
         reached (then try again with ``wait``)."""
         return False
 
+    def start_get(
+        self,
+        key: str,
+        size: int,
+        done: Callable[[bytes | None, Exception | None], None],
+        wait: bool = True,
+    ) -> bool:
+        """The whole of a small object (``size`` bytes), read without waiting for it where the
+        store has a way to (S3: through the CRT), as ``start_put``: True once started, then
+        ``done(data, None)`` or ``done(None, error)`` exactly once, from any thread. One
+        attempt, never retried: after an error the caller uses ``open``. The caller checks the
+        bytes (their length and hash)."""
+        return False
+
     @abc.abstractmethod
     def open(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         """A readable stream of the object's bytes; raises NotFound or NotWarm."""

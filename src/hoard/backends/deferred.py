@@ -74,6 +74,15 @@ class Deferred(Backend):
     ) -> bool:
         return self._real().start_put(key, path, size, metadata, tier, done, wait)
 
+    def start_get(
+        self,
+        key: str,
+        size: int,
+        done: Callable[[bytes | None, Exception | None], None],
+        wait: bool = True,
+    ) -> bool:
+        return self._real().start_get(key, size, done, wait)
+
     def open(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         return self._real().open(key, offset, length)
 

@@ -356,8 +356,56 @@ class S3Backend(Backend):
         to ``put``, which says what went wrong."""
         if size > s3_crt.SMALL_PUT_BYTES or size >= self.multipart_threshold_bytes:
             return False
-        try:  # a tier this store lacks, or no credentials: put says so (and stops the run)
+        try:  # a tier this store lacks: put says so
             tier = self.capabilities.tier(tier)
+        except HoardError:
+            return False
+
+        def start(crt: s3_crt.CrtPath, release: Callable[[Exception | None], None]) -> None:
+            def finished(etag: str, error: Exception | None) -> None:
+                release(error)
+                done(PutResult(etag=etag, tier=tier) if error is None else None, error)
+
+            with open(path, "rb", buffering=0) as fh:
+                data = parts.read_at_most(fh, size + 1, path)
+            headers = _small_put_headers(data, metadata, tier)
+            crt.start_put(key, data, headers, f"uploading {key}", finished)
+
+        return self._start_in_slot(wait, f"uploading {key}", start)
+
+    def start_get(
+        self,
+        key: str,
+        size: int,
+        done: Callable[[bytes | None, Exception | None], None],
+        wait: bool = True,
+    ) -> bool:
+        """An object small enough for one CRT request is read without a thread waiting for
+        it (``CrtPath.start_get``), as ``start_put``; anything else is left to ``open``."""
+        if not 0 < size <= s3_crt.SMALL_READ_BYTES:
+            return False
+
+        def start(crt: s3_crt.CrtPath, release: Callable[[Exception | None], None]) -> None:
+            def finished(data: bytes, error: Exception | None) -> None:
+                release(error)
+                done(data if error is None else None, error)
+
+            crt.start_get(key, f"bytes=0-{size - 1}", size, f"reading {key}", finished)
+
+        return self._start_in_slot(wait, f"reading {key}", start)
+
+    def _start_in_slot(
+        self,
+        wait: bool,
+        what: str,
+        start: Callable[[s3_crt.CrtPath, Callable[[Exception | None], None]], None],
+    ) -> bool:
+        """``start(crt, release)`` holding one of the policy's request slots (``wait=False``:
+        only if one is free now); the request's end calls ``release(error)``, which gives it
+        back (a Transient error counts as throttling). False where there is no CRT path (or
+        no credentials: the waiting path says so, and stops the run), and where ``start``
+        raised, with the slot given back: the request was not sent."""
+        try:
             crt = self._crt() if wait else self._crt_path
         except HoardError:
             return False
@@ -370,24 +418,18 @@ class S3Backend(Backend):
             elif not limit.try_acquire():
                 return False
 
-        def finished(etag: str, error: Exception | None) -> None:
+        def release(error: Exception | None) -> None:
             if limit is not None:
                 limit.release(throttled=isinstance(error, Transient))
-            done(PutResult(etag=etag, tier=tier) if error is None else None, error)
 
         try:
-            with open(path, "rb", buffering=0) as fh:
-                data = parts.read_at_most(fh, size + 1, path)
-            headers = _small_put_headers(data, metadata, tier)
-            crt.start_put(key, data, headers, f"uploading {key}", finished)
-        except Exception as exc:  # not started: the slot goes back; put says what failed
-            if limit is not None:
-                limit.release(throttled=False)
-            log.debug("uploading %s: not started through the CRT (%s)", key, exc)
+            start(crt, release)
+        except Exception as exc:  # not started: the slot goes back; the waiting path says why
+            release(None)
+            log.debug("%s: not started through the CRT (%s)", what, exc)
             return False
         except BaseException:
-            if limit is not None:
-                limit.release(throttled=False)
+            release(None)
             raise
         return True
 
