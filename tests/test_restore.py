@@ -330,6 +330,16 @@ def test_large_objects_come_in_parallel_ranges_and_are_verified(
         return real_open(key, offset, length)
 
     monkeypatch.setattr(backend, "open", counting_open)
+    real_start_get = backend.start_get
+    whole: list[str] = []
+
+    def counting_start_get(key: str, size: int, done: Any, wait: bool = True) -> bool:
+        started = real_start_get(key, size, done, wait)
+        if started:
+            whole.append(key)
+        return started
+
+    monkeypatch.setattr(backend, "start_get", counting_start_get)
     settings = r.RestoreSettings(url=f"s3://{s3_bucket}/backup", to=str(tmp_path / "out"))
     items = r.select_prefix(backend, "backup/", catalog)
     steps = r.plan_restore(items, [], settings, catalog, lambda s: backend, time.time_ns())
@@ -338,7 +348,8 @@ def test_large_objects_come_in_parallel_ranges_and_are_verified(
     assert result.failed == 0 and result.restored == 3
     assert {k: v[0] for k, v in tree(tmp_path / "out").items()} == \
         {k: v[0] for k, v in tree(src).items()}
-    assert len(ranges) == 16 + 1  # 1,000,003 bytes in 64 KiB ranges, plus tiny.txt
+    assert len(ranges) == 16  # 1,000,003 bytes in 64 KiB ranges, waited for
+    assert whole == ["backup/tiny.txt"]  # one range at most: read whole, not waited for
 
     head = s3_client.head_object(Bucket=s3_bucket, Key="backup/big.bin")  # type: ignore[attr-defined]
     damaged = bytearray((src / "big.bin").read_bytes())

@@ -1,8 +1,12 @@
 """Executing a restore's downloads: files in parallel, each fetched and verified under a
 temporary name, then made durable, placed and recorded in batches.
 
-A worker fetches an object into a temporary file (``fetch``: ranges in parallel, hashed as they
-arrive), compares the hash and gives the file its mtime (``safepath.stage``). The coordinator
+A small object (one range at most) is read whole without a thread of ours waiting for it, where
+the store can (``Backend.start_get``: S3 through the CRT): the coordinator starts the request and,
+when its bytes arrive, checks their hash and writes them under the temporary name itself
+(``place_bytes``). Any other object, or one whose quick read failed, is fetched by a worker into
+a temporary file (``fetch``: ranges in parallel, hashed as they arrive, with the store's
+retries). Either way the file gets its mtime (``safepath.stage``). The coordinator
 collects staged files and commits them in batches of up to BATCH_FILES (or once the oldest has
 waited BATCH_NS): one ``syncfs`` makes the batch's bytes durable (elsewhere each file was
 fsynced when staged), then each file is renamed into place, the new names are made durable (a
@@ -18,15 +22,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
+from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING
 
 from hoard.backends.base import Backend
 from hoard.catalog import Catalog, RestoreRow
 from hoard.errors import HoardError, NotWarm, Transient
 from hoard.fetch import Corrupted, fetch
-from hoard.hashing import split_hash
+from hoard.hashing import hash_bytes, split_hash
 from hoard.safepath import Folders, Staged, stage
 from hoard.streak import FailureStreak
 
@@ -46,14 +52,40 @@ def download_one(backend: Backend, step: Step, folders: Folders, ranges: tuple[i
 
     def write(fd: int) -> None:
         algorithm = split_hash(item.hash)[0] if item.hash else None
-        got = fetch(backend, item.key, fd, item.size, algorithm, *ranges)
-        if item.hash and got != item.hash:
-            raise Corrupted(
-                f"{item.key}: content hash {(got or '')[:23]}… does not match the recorded "
-                f"{item.hash[:23]}…; not placed"
-            )
+        _check(item.key, fetch(backend, item.key, fd, item.size, algorithm, *ranges), item.hash)
 
     return stage(folders, step.root, step.rel, write, item.mtime_ns)
+
+
+def place_bytes(step: Step, folders: Folders, data: bytes) -> Staged:
+    """Verify an object read whole into memory (``Backend.start_get``) and write it under its
+    temporary name, as ``download_one`` does."""
+    item = step.item
+    assert item is not None
+    if len(data) != item.size:
+        raise Corrupted(f"{item.key}: received {len(data)} bytes of {item.size}; not placed")
+    if item.hash:
+        _check(item.key, hash_bytes(data, split_hash(item.hash)[0]), item.hash)
+
+    def write(fd: int) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    return stage(folders, step.root, step.rel, write, item.mtime_ns)
+
+
+def _check(key: str, got: str | None, want: str | None) -> None:
+    if want and got != want:
+        raise Corrupted(
+            f"{key}: content hash {(got or '')[:23]}… does not match the recorded "
+            f"{want[:23]}…; not placed"
+        )
+
+
+#: one file's end: (step, its staged file or why not, whether it was read without waiting,
+#: the bytes so read)
+_Ended = tuple["Step", Staged | None, BaseException | None, bool, bytes | None]
 
 
 def download_all(
@@ -66,11 +98,24 @@ def download_all(
     job: int,
     ranges: tuple[int, int],
 ) -> None:
-    if not steps:
+    """Download ``steps``, at most ``workers`` files at a time. A small object the store can
+    read without a thread waiting for it (``Backend.start_get``) is started from here and
+    written by this thread when its bytes arrive; a larger one, or one whose quick read
+    failed, is fetched by a worker thread (``download_one``, with the store's retries). Each
+    file's end comes back here, in whatever order, to be placed in batches."""
+    todo = deque(st for st in steps if st.item is not None)
+    if not todo:
         return
     folders = Folders()
+    workers = max(1, workers)
     placed: list[tuple[Step, Staged]] = []
+    ended: SimpleQueue[_Ended] = SimpleQueue()
     started = oldest = clock()
+    in_flight = 0
+    #: small objects are written by this thread only where a batch is made durable at once:
+    #: a file fsynced alone would hold up every file behind it
+    quick = folders.batch_durable
+    waiting: set[int] = set()  # steps whose quick read failed: a worker fetches them
 
     def fail(step: Step, error: str) -> None:
         item = step.item
@@ -117,31 +162,72 @@ def download_all(
             catalog.record_restores(job, rows)
         result.restored += len(rows)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hoard-restore")
-    futures: list[tuple[Step, Future[Staged]]] = []
-    collected = 0
+    def start(step: Step) -> None:
+        nonlocal in_flight
+        item = step.item
+        assert item is not None
+        backend = backends(item.store)
+        if quick and item.size <= ranges[0] and id(step) not in waiting:
+
+            def read(data: bytes | None, error: Exception | None) -> None:
+                ended.put((step, None, error, True, data))
+
+            if backend.start_get(item.key, item.size, read):
+                in_flight += 1
+                return
+
+        def fetched(fut: Future[Staged]) -> None:
+            if fut.cancelled():
+                ended.put((step, None, None, False, None))
+            elif (error := fut.exception()) is not None:
+                ended.put((step, None, error, False, None))
+            else:
+                ended.put((step, fut.result(), None, False, None))
+
+        fut = pool.submit(download_one, backend, step, folders, ranges)
+        in_flight += 1
+        fut.add_done_callback(fetched)
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hoard-restore")
+    streak = FailureStreak()
     try:
-        futures = [
-            (st, pool.submit(download_one, backends(st.item.store), st, folders, ranges))
-            for st in steps
-            if st.item is not None
-        ]
-        streak = FailureStreak()
-        for i, (step, fut) in enumerate(futures):
-            collected = i  # the ones before it are placed or failed
+        while True:
+            while todo and in_flight < workers and not result.stopped_by:
+                start(todo.popleft())
+            if not in_flight:
+                break
+            try:  # a staged file waits about BATCH_NS at most to be placed
+                wait_s = max(0.0, (oldest + BATCH_NS - clock()) / 1e9) if placed else None
+                step, staged, exc, was_quick, data = ended.get(timeout=wait_s)
+            except Empty:
+                record_placed()
+                continue
+            in_flight -= 1
             item = step.item
             assert item is not None
-            if result.stopped_by and fut.cancelled():
+            if was_quick:
+                if exc is None and (data is None or len(data) != item.size):
+                    exc = Corrupted(f"{item.key}: received {len(data or b'')} of {item.size} bytes")
+                if exc is not None and not result.stopped_by:
+                    waiting.add(id(step))  # fetched again by a worker: it retries, says why
+                    todo.appendleft(step)
+                    continue
+                if exc is None:
+                    if todo and in_flight < workers and not result.stopped_by:
+                        start(todo.popleft())  # the next request goes before this file is written
+                    try:
+                        staged = place_bytes(step, folders, data or b"")
+                    except Exception as failed:  # a damaged object, a symlink in the way, …
+                        exc = failed
+            if staged is None and exc is None:  # cancelled by a stop: never started
                 result.not_attempted += 1
                 result.failed += 1
                 continue
-            if placed and len(placed) < BATCH_FILES and not fut.done():
-                wait([fut], timeout=max(0.0, (oldest + BATCH_NS - clock()) / 1e9))
-            if placed and (len(placed) >= BATCH_FILES or not fut.done()):
-                record_placed()  # a staged file waits about BATCH_NS at most to be placed
-            try:
-                staged = fut.result()
-            except Exception as exc:
+            if staged is not None and staged.durable:
+                quick = False  # fsynced alone: this file system takes no batches
+            if exc is not None:
+                if not isinstance(exc, Exception):
+                    raise exc
                 error = _describe(exc, step.target)
                 if isinstance(exc, NotWarm):
                     error = f"{item.key} is not thawed yet: {exc}"
@@ -149,22 +235,26 @@ def download_all(
                 why = streak.add(False, isinstance(exc, Transient), error)
                 if why and not result.stopped_by:  # the files not started are not tried
                     result.stopped_by = why
-                    pool.shutdown(wait=False, cancel_futures=True)
                 continue
+            assert staged is not None
             streak.add(True, False, "")
             if not placed:
                 oldest = clock()
             placed.append((step, staged))
-        collected = len(futures)
+            if len(placed) >= BATCH_FILES:
+                record_placed()
+        result.not_attempted += len(todo)  # after a stop: the files not started
+        result.failed += len(todo)
     finally:
+        todo.clear()
         pool.shutdown(wait=True, cancel_futures=True)
-        taken = {id(step) for step, _ in placed}
-        for step, fut in futures[collected:]:  # staged by the time of an interruption: placed
-            done = fut.done() and not fut.cancelled() and fut.exception() is None
-            if done and id(step) not in taken:
-                placed.append((step, fut.result()))
+        while in_flight:  # what was staged by the time of an interruption is placed
+            step, staged, *_ = ended.get()
+            in_flight -= 1
+            if staged is not None:
+                placed.append((step, staged))
         try:
-            record_placed()  # what was staged before an interruption is placed and recorded
+            record_placed()
         finally:
             folders.close()
 
