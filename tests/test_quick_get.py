@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import boto3
 import pytest
 
+from hoard import durable
 from hoard import restore as r
 from hoard.backends.s3 import S3Backend
+from hoard.backends.wrappers import AdaptiveLimit, RetryPolicy
 from hoard.catalog import Catalog
 from hoard.errors import Transient
 from hoard.push import PushSettings, run_push
@@ -23,6 +26,22 @@ from hoard.report import NullReporter
 from tests.conftest import make_tree
 from tests.faultproxy import FaultProxy, Request
 from tests.test_quick_put import _backend, _Done
+
+
+class _Counting(S3Backend):
+    """The S3 backend (as ``_backend``, 4 workers), counting the reads started without
+    waiting."""
+
+    quick = 0
+
+    def __init__(self, bucket: str, url: str) -> None:
+        policy = RetryPolicy(sleep=lambda s: None, limit=AdaptiveLimit(8))
+        super().__init__(bucket, endpoint_url=url, path_style=True, policy=policy, workers=4)
+
+    def start_get(self, *args, **kwargs) -> bool:  # type: ignore[no-untyped-def]
+        ok = super().start_get(*args, **kwargs)
+        self.quick += ok
+        return ok
 
 
 def _pushed(src: Path, bucket: str, endpoint: str, catalog: Catalog) -> None:
@@ -50,6 +69,14 @@ def _files(root: Path) -> dict[str, bytes]:
 def _gets(p: FaultProxy) -> list[str]:
     """The objects read through the proxy (forwarded GETs that are not listings)."""
     return [q.path for q in p.requests if q.method == "GET" and "list-type" not in q.query]
+
+
+def _takes_batches(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return durable.trusted(fd)
+    finally:
+        os.close(fd)
 
 
 def _restore_threads() -> set[str]:
@@ -135,9 +162,10 @@ def test_a_restore_of_small_files_needs_no_thread_per_file(
     assert result.outcome == "ok" and result.restored == 80, result.errors
     assert _files(tmp_path / "out") == _files(src)
     assert not list((tmp_path / "out").rglob("*.hoard-part"))
-    # every object read once, at most --workers at a time, and no worker thread started
+    # every object read once, at most --workers at a time, and no worker thread started,
+    # where the target takes batches (elsewhere each file is fsynced alone, by a worker)
     assert len(_gets(p)) == 80 and p.max_in_flight["GET"] == 4
-    assert seen == set()
+    assert (seen == set()) == _takes_batches(tmp_path)
     for rel in _files(src):
         assert catalog.restored(str(tmp_path / "out" / rel)) is not None
 
@@ -154,23 +182,29 @@ def test_quick_gets_that_fail_are_fetched_again_and_a_damaged_object_is_not_plac
     s3.put_object(Bucket=seaweed_bucket, Key="d1/f010", Body=os.urandom(64),  # same size
                   Metadata=head["Metadata"])  # fmt: skip
     tried: set[str] = set()
+    again: list[set[str]] = []
     lock = threading.Lock()
 
     def decide(q: Request) -> str:
         if q.method != "GET" or not q.path.rsplit("/", 1)[-1].startswith("f0"):
             return "pass"
         with lock:  # the first GET of f000..f039 is reset or answered 500, by turns
-            if q.path in tried or len(tried) >= 40 or q.path.endswith("f010"):
+            if q.path in tried:
+                again.append(_restore_threads())
+                return "pass"
+            if len(tried) >= 40 or q.path.endswith("f010"):
                 return "pass"
             tried.add(q.path)
             return "reset" if len(tried) % 2 else "internal"
 
     p.decide = decide
-    b = _backend(seaweed_bucket, url, workers=4)
+    b = _Counting(seaweed_bucket, url)
     try:
         result = _restore(b, catalog, tmp_path / "out", workers=4)
     finally:
         b.close()
+    assert b.quick == 60  # each object read once without waiting; the 40 again by a worker
+    assert len(again) == 40 and all(again)
     assert result.restored == 59 and result.failed == 1 and not result.stopped_by
     [error] = result.errors
     assert "d1/f010" in error and "does not match the recorded" in error
@@ -185,23 +219,45 @@ def test_quick_gets_that_fail_are_fetched_again_and_a_damaged_object_is_not_plac
 
 
 def test_an_interrupted_restore_places_and_records_exactly_what_it_wrote(
-    tmp_path: Path, proxy: FaultProxy, seaweed_bucket: str, seaweed_endpoint: str
+    tmp_path: Path, proxy: FaultProxy, seaweed_bucket: str, seaweed_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     p, url = proxy, proxy.url  # type: ignore[attr-defined]  (conftest's proxy)
     p.delay_s["GET"] = 0.02
-    files: dict[str, bytes | str] = {f"d{i % 4}/f{i:03d}": os.urandom(40) for i in range(120)}
+    # every 7th file is larger than one range: a worker fetches it, in ranges
+    monkeypatch.setattr(r, "RANGE_BYTES", 64 << 10)
+    files: dict[str, bytes | str] = {
+        f"d{i % 4}/f{i:03d}": os.urandom(150_000 if i % 7 == 0 else 40) for i in range(120)
+    }
     src = make_tree(tmp_path / "src", files)
     catalog = Catalog(str(tmp_path / "c.sqlite"))
     _pushed(src, seaweed_bucket, seaweed_endpoint, catalog)
     out = tmp_path / "out"
     b = _backend(seaweed_bucket, url, workers=4)
-    calls = 0
+    slow: Counter[str] = Counter()  # large files' ranges on their way
+    lock = threading.Lock()
 
-    def backends(store: str) -> S3Backend:  # Ctrl-C as the 60th download is about to start
+    def decide(q: Request) -> str:
+        name = q.path.rsplit("/", 1)[-1]
+        if q.method == "GET" and name.startswith("f") and int(name[1:]) % 7 == 0:
+            with lock:
+                slow[q.path.split("/", 2)[-1]] += 1
+            time.sleep(0.3)
+            with lock:
+                slow[q.path.split("/", 2)[-1]] -= 1
+        return "pass"
+
+    p.decide = decide
+    calls = 0
+    in_flight: set[str] = set()
+
+    def backends(store: str) -> S3Backend:  # Ctrl-C with a worker mid-way through a file
         nonlocal calls
         calls += 1
-        if calls == 60:
-            raise KeyboardInterrupt
+        with lock:
+            if calls > 30 and not in_flight and +slow:
+                in_flight.update(+slow)
+                raise KeyboardInterrupt
         return b
 
     try:
@@ -209,6 +265,8 @@ def test_an_interrupted_restore_places_and_records_exactly_what_it_wrote(
             _restore(b, catalog, out, workers=4, backends=backends)
         placed = _files(out)
         assert 0 < len(placed) < 120 and not list(out.rglob("*.hoard-part"))
+        # the files workers were fetching at that moment were finished and placed
+        assert in_flight and in_flight <= set(placed)
         # each file under its name is complete, recorded, and the only ones recorded
         for rel, data in placed.items():
             assert data == (src / rel).read_bytes()

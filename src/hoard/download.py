@@ -111,10 +111,13 @@ def download_all(
     placed: list[tuple[Step, Staged]] = []
     ended: SimpleQueue[_Ended] = SimpleQueue()
     started = oldest = clock()
-    in_flight = 0
-    #: small objects are written by this thread only where a batch is made durable at once:
-    #: a file fsynced alone would hold up every file behind it
-    quick = folders.batch_durable
+    #: what is in flight, by id(step): the worker futures whose end was not yet taken in (an
+    #: interruption places what they staged), and the quick reads
+    futures: dict[int, tuple[Step, Future[Staged]]] = {}
+    reading: set[int] = set()
+    #: per target root: whether it takes batches (one syncfs), so this thread may write small
+    #: files there; where each file is fsynced alone that would hold up every file behind it
+    batches: dict[str, bool] = {}
     waiting: set[int] = set()  # steps whose quick read failed: a worker fetches them
 
     def fail(step: Step, error: str) -> None:
@@ -162,19 +165,30 @@ def download_all(
             catalog.record_restores(job, rows)
         result.restored += len(rows)
 
+    def takes_batches(root: str) -> bool:
+        ok = batches.get(root)
+        if ok is None:
+            try:
+                with folders.folder(root, []) as fd:
+                    ok = folders.syncs(os.fstat(fd).st_dev)
+            except (OSError, HoardError):  # each file's own attempt says what is wrong
+                ok = False
+            batches[root] = ok
+        return ok
+
     def start(step: Step) -> None:
-        nonlocal in_flight
         item = step.item
         assert item is not None
         backend = backends(item.store)
-        if quick and item.size <= ranges[0] and id(step) not in waiting:
+        if item.size <= ranges[0] and id(step) not in waiting and takes_batches(step.root):
 
             def read(data: bytes | None, error: Exception | None) -> None:
                 ended.put((step, None, error, True, data))
 
+            reading.add(id(step))  # before: its end may come before start_get returns
             if backend.start_get(item.key, item.size, read):
-                in_flight += 1
                 return
+            reading.discard(id(step))
 
         def fetched(fut: Future[Staged]) -> None:
             if fut.cancelled():
@@ -184,17 +198,19 @@ def download_all(
             else:
                 ended.put((step, fut.result(), None, False, None))
 
-        fut = pool.submit(download_one, backend, step, folders, ranges)
-        in_flight += 1
-        fut.add_done_callback(fetched)
+        futures[id(step)] = (step, pool.submit(download_one, backend, step, folders, ranges))
+        futures[id(step)][1].add_done_callback(fetched)
+
+    def room() -> bool:
+        return bool(todo) and len(futures) + len(reading) < workers and not result.stopped_by
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hoard-restore")
     streak = FailureStreak()
     try:
         while True:
-            while todo and in_flight < workers and not result.stopped_by:
+            while room():
                 start(todo.popleft())
-            if not in_flight:
+            if not futures and not reading:
                 break
             try:  # a staged file waits about BATCH_NS at most to be placed
                 wait_s = max(0.0, (oldest + BATCH_NS - clock()) / 1e9) if placed else None
@@ -202,29 +218,31 @@ def download_all(
             except Empty:
                 record_placed()
                 continue
-            in_flight -= 1
+            if was_quick:
+                reading.discard(id(step))
+            else:
+                futures.pop(id(step), None)
             item = step.item
             assert item is not None
             if was_quick:
                 if exc is None and (data is None or len(data) != item.size):
                     exc = Corrupted(f"{item.key}: received {len(data or b'')} of {item.size} bytes")
-                if exc is not None and not result.stopped_by:
-                    waiting.add(id(step))  # fetched again by a worker: it retries, says why
-                    todo.appendleft(step)
+                if exc is not None:  # fetched again at once by a worker: it retries, says why
+                    waiting.add(id(step))
+                    start(step)
                     continue
-                if exc is None:
-                    if todo and in_flight < workers and not result.stopped_by:
-                        start(todo.popleft())  # the next request goes before this file is written
-                    try:
-                        staged = place_bytes(step, folders, data or b"")
-                    except Exception as failed:  # a damaged object, a symlink in the way, …
-                        exc = failed
+                if room():
+                    start(todo.popleft())  # the next request goes out before this file is written
+                try:
+                    staged = place_bytes(step, folders, data or b"")
+                except Exception as failed:  # a damaged object, a symlink in the way, …
+                    exc = failed
             if staged is None and exc is None:  # cancelled by a stop: never started
                 result.not_attempted += 1
                 result.failed += 1
                 continue
             if staged is not None and staged.durable:
-                quick = False  # fsynced alone: this file system takes no batches
+                batches[step.root] = False  # fsynced alone: this file system takes no batches
             if exc is not None:
                 if not isinstance(exc, Exception):
                     raise exc
@@ -241,18 +259,18 @@ def download_all(
             if not placed:
                 oldest = clock()
             placed.append((step, staged))
-            if len(placed) >= BATCH_FILES:
+            if len(placed) >= BATCH_FILES or clock() - oldest >= BATCH_NS:
                 record_placed()
         result.not_attempted += len(todo)  # after a stop: the files not started
         result.failed += len(todo)
     finally:
+        # After an interruption: what a worker staged is placed and recorded; the bytes of
+        # quick reads still to come are not written (their requests end on their own)
         todo.clear()
         pool.shutdown(wait=True, cancel_futures=True)
-        while in_flight:  # what was staged by the time of an interruption is placed
-            step, staged, *_ = ended.get()
-            in_flight -= 1
-            if staged is not None:
-                placed.append((step, staged))
+        for step, fut in futures.values():
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                placed.append((step, fut.result()))
         try:
             record_placed()
         finally:

@@ -418,9 +418,13 @@ class S3Backend(Backend):
             elif not limit.try_acquire():
                 return False
 
+        slot = [limit] if limit is not None else []
+
         def release(error: Exception | None) -> None:
-            if limit is not None:
-                limit.release(throttled=isinstance(error, Transient))
+            # once: a Ctrl-C just after the request went out gives the slot back below, and
+            # then the request's end must not give it back again (list.pop is atomic)
+            with contextlib.suppress(IndexError):
+                slot.pop().release(throttled=isinstance(error, Transient))
 
         try:
             start(crt, release)

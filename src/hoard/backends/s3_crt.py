@@ -279,9 +279,10 @@ def _body(call: _Call) -> bytes:
 
 
 class _Stalls:
-    """Requests started without a thread waiting for them (``CrtPath.start_put``), watched by
-    one thread of its own: a request with no bytes moving for longer than its allowance is
-    cancelled, as ``CrtPath._wait`` does for the requests it waits for."""
+    """Requests started without a thread waiting for them (``CrtPath.start_put`` and
+    ``start_get``), watched by one thread of its own: a request with no bytes moving for
+    longer than its allowance is cancelled, as ``CrtPath._wait`` does for the requests it
+    waits for."""
 
     def __init__(self, period_s: float) -> None:
         self.period_s = period_s
@@ -300,7 +301,7 @@ class _Stalls:
                     thread.start()
                     self._thread = thread
                 except RuntimeError as exc:  # no thread to be had: the next request tries again
-                    log.warning("cannot watch uploads for stalls: %s", exc)
+                    log.warning("cannot watch requests for stalls: %s", exc)
 
     def forget(self, call: _Call) -> None:
         with self._lock:
@@ -423,7 +424,8 @@ class CrtPath:
         done: Callable[[bytes, Exception | None], None],
     ) -> None:
         """``get``, without waiting for it, as ``start_put``: ``done(data, None)`` or
-        ``done(b"", error)`` once, on one of the CRT's threads."""
+        ``done(b"", error)`` once, on one of the CRT's threads (``S3Backend.start_get`` hands
+        on None for the bytes of a failed read)."""
         head = [("Range", range_header)]
         call = _Call(length)
         self._start_unwaited("GET", key, head, call, None, self.read_timeout_s, what, done, _body)
