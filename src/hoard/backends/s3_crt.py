@@ -247,7 +247,7 @@ class _Call:
 
     def __init__(self, limit: int | None) -> None:
         self.status = 0
-        self.headers: dict[str, str] = {}
+        self.headers: Sequence[tuple[str, str]] = ()  # as received: most are never looked at
         self.chunks: list[bytes] = []
         self.received = 0
         self.limit = limit
@@ -258,8 +258,12 @@ class _Call:
         if threading.get_ident() not in _KEPT:
             _keep_thread_state()
         self.status = status_code
-        self.headers = {k.lower(): v for k, v in headers}
+        self.headers = headers
         self.activity = time.monotonic()
+
+    def header(self, name: str) -> str:
+        """The value of the header ``name`` (lower case), or ""."""
+        return next((v for k, v in self.headers if k.lower() == name), "")
 
     def on_body(self, chunk: Any, offset: int, **_: Any) -> None:
         data = bytes(chunk)
@@ -271,7 +275,7 @@ class _Call:
 
 
 def _etag(call: _Call) -> str:
-    return call.headers.get("etag", "").strip('"')
+    return call.header("etag").strip('"')
 
 
 def _body(call: _Call) -> bytes:
