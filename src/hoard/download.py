@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from hoard.backends.base import Backend
 from hoard.catalog import Catalog, RestoreRow
 from hoard.errors import HoardError, NotWarm, Transient
-from hoard.fetch import Corrupted, fetch
+from hoard.fetch import Corrupted, fetch, pwrite_all
 from hoard.hashing import hash_bytes, split_hash
 from hoard.safepath import Folders, Staged, stage
 from hoard.streak import FailureStreak
@@ -58,21 +58,13 @@ def download_one(backend: Backend, step: Step, folders: Folders, ranges: tuple[i
 
 
 def place_bytes(step: Step, folders: Folders, data: bytes) -> Staged:
-    """Verify an object read whole into memory (``Backend.start_get``) and write it under its
-    temporary name, as ``download_one`` does."""
+    """Verify an object read whole into memory (``Backend.start_get``; the caller checked its
+    length) and write it under its temporary name, as ``download_one`` does."""
     item = step.item
     assert item is not None
-    if len(data) != item.size:
-        raise Corrupted(f"{item.key}: received {len(data)} bytes of {item.size}; not placed")
     if item.hash:
         _check(item.key, hash_bytes(data, split_hash(item.hash)[0]), item.hash)
-
-    def write(fd: int) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-
-    return stage(folders, step.root, step.rel, write, item.mtime_ns)
+    return stage(folders, step.root, step.rel, lambda fd: pwrite_all(fd, data, 0), item.mtime_ns)
 
 
 def _check(key: str, got: str | None, want: str | None) -> None:
@@ -191,9 +183,9 @@ def download_all(
             reading.discard(id(step))
 
         def fetched(fut: Future[Staged]) -> None:
-            if fut.cancelled():
-                ended.put((step, None, None, False, None))
-            elif (error := fut.exception()) is not None:
+            if fut.cancelled():  # only by the shutdown at the end: nothing waits for it
+                return
+            if (error := fut.exception()) is not None:
                 ended.put((step, None, error, False, None))
             else:
                 ended.put((step, fut.result(), None, False, None))
@@ -218,13 +210,12 @@ def download_all(
             except Empty:
                 record_placed()
                 continue
-            if was_quick:
-                reading.discard(id(step))
-            else:
-                futures.pop(id(step), None)
             item = step.item
             assert item is not None
-            if was_quick:
+            if not was_quick:
+                futures.pop(id(step), None)
+            else:
+                reading.discard(id(step))
                 if exc is None and (data is None or len(data) != item.size):
                     exc = Corrupted(f"{item.key}: received {len(data or b'')} of {item.size} bytes")
                 if exc is not None:  # fetched again at once by a worker: it retries, says why
@@ -237,10 +228,6 @@ def download_all(
                     staged = place_bytes(step, folders, data or b"")
                 except Exception as failed:  # a damaged object, a symlink in the way, …
                     exc = failed
-            if staged is None and exc is None:  # cancelled by a stop: never started
-                result.not_attempted += 1
-                result.failed += 1
-                continue
             if staged is not None and staged.durable:
                 batches[step.root] = False  # fsynced alone: this file system takes no batches
             if exc is not None:

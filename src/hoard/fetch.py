@@ -111,7 +111,8 @@ def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
     return cast(Callable[[int, int, int, int], int], call)
 
 
-def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (``pwrite`` may write less than asked)."""
     done = os.pwrite(fd, data, offset)
     while done < len(data):
         done += os.pwrite(fd, memoryview(data)[done:], offset + done)
@@ -127,7 +128,7 @@ def fetch_range(
         readinto = getattr(stream, "readinto", None)
         if readinto is None:  # a stream that can only hand out new bytes objects
             while chunk := stream.read(CHUNK_BYTES):
-                _pwrite_all(fd, chunk, offset + got)
+                pwrite_all(fd, chunk, offset + got)
                 if hasher is not None:
                     hasher.wrote(offset + got, chunk)
                 got += len(chunk)
@@ -135,7 +136,7 @@ def fetch_range(
             buffer = memoryview(bytearray(min(CHUNK_BYTES, max(1, length))))
             while n := readinto(buffer):
                 part = buffer[:n]
-                _pwrite_all(fd, part, offset + got)
+                pwrite_all(fd, part, offset + got)
                 if hasher is not None:
                     hasher.wrote(offset + got, part)
                 got += n

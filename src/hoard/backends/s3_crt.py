@@ -338,8 +338,8 @@ class _Stalls:
 
 class CrtPath:
     """A shared awscrt ``S3Client`` for one bucket; safe to call from any thread (each call
-    blocks its thread on the CRT's future, which waits without the GIL; ``start_put`` does
-    not wait)."""
+    blocks its thread on the CRT's future, which waits without the GIL; ``start_put`` and
+    ``start_get`` do not wait)."""
 
     def __init__(
         self,
@@ -504,7 +504,7 @@ class CrtPath:
     def list_objects(self, query: str, what: str) -> bytes:
         """One ListObjectsV2 of the bucket (``query``: its query string); the XML answer."""
         path = f"{self.endpoint.base or '/'}?{query}"
-        return b"".join(self._send("GET", "", [], what, path=path, limit=LISTING_BYTES).chunks)
+        return _body(self._send("GET", "", [], what, path=path, limit=LISTING_BYTES))
 
     def _send(
         self,
